@@ -1,0 +1,40 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
+import { BucketStoreModule } from '@tokenguard/bucket-store';
+import { createOpenAIValidationPipe, OpenAIExceptionFilter } from '@tokenguard/common';
+import { AppConfigModule, type AppConfigModuleOptions } from '@tokenguard/config';
+import { LimiterGuard, LimiterModule, SettlementInterceptor } from '@tokenguard/limiter';
+import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
+import { BucketsController } from './admin/buckets.controller';
+import { BudgetsController } from './admin/budgets.controller';
+import { StatusController } from './status/status.controller';
+import { ChatCompletionsController } from './v1/chat-completions.controller';
+
+export type GatewayModuleOptions = AppConfigModuleOptions;
+
+@Module({})
+export class GatewayModule {
+  static forRoot(options: GatewayModuleOptions = {}): DynamicModule {
+    return {
+      module: GatewayModule,
+      imports: [
+        AppConfigModule.forRoot(options),
+        BucketStoreModule,
+        LimiterModule,
+        OpenAIProxyModule,
+      ],
+      controllers: [
+        StatusController,
+        BudgetsController,
+        BucketsController,
+        ChatCompletionsController,
+      ],
+      providers: [
+        { provide: APP_FILTER, useClass: OpenAIExceptionFilter },
+        { provide: APP_PIPE, useFactory: createOpenAIValidationPipe },
+        { provide: APP_GUARD, useExisting: LimiterGuard },
+        { provide: APP_INTERCEPTOR, useExisting: SettlementInterceptor },
+      ],
+    };
+  }
+}

@@ -1,0 +1,701 @@
+import { type ChatPromptInput, TokenCounter } from '@tokenguard/estimator';
+import OpenAI, {
+  APIConnectionError,
+  AuthenticationError,
+  BadRequestError,
+  InternalServerError,
+  NotFoundError,
+  RateLimitError,
+} from 'openai';
+import request from 'supertest';
+import { request as httpRequest } from 'undici';
+import { MockOpenAIServer, startMockOpenAI } from './index';
+
+type ChatParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
+type ChatStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;
+type ChatChunk = OpenAI.Chat.ChatCompletionChunk;
+
+interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+// The estimator with time to spare, so the expected counts are exact even on a cold start.
+const estimator = new TokenCounter({ limits: { exactTimeMs: 1000 } });
+function countChatPromptTokens(input: ChatPromptInput): { tokens: number } {
+  const count = estimator.countChatPrompt(input);
+  expect(count.exact).toBe(true);
+  return count;
+}
+function countTextTokens(text: string, model: string): number {
+  const count = estimator.countText(text, model);
+  expect(count.exact).toBe(true);
+  return count.tokens;
+}
+
+const MODEL = 'gpt-4o-mini';
+// Typed so that it fits both the SDK's params and the estimator's input.
+const MESSAGES: { role: 'system' | 'user'; content: string; name?: string }[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Say something about token budgets.', name: 'alice' },
+];
+const PROMPT_TOKENS = countChatPromptTokens({ model: MODEL, messages: MESSAGES }).tokens;
+const DURATION = /^(\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s)$/;
+
+/** Raw SSE: the `data:` payloads in order, `[DONE]` included. */
+async function sse(url: string, body: object): Promise<{ status: number; events: string[] }> {
+  const res = await httpRequest(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  const events = text
+    .split('\n\n')
+    .filter((block) => block.length > 0)
+    .map((block) => {
+      expect(block.startsWith('data: ')).toBe(true);
+      return block.slice('data: '.length);
+    });
+  return { status: res.statusCode, events };
+}
+
+describe('mock-openai (e2e)', () => {
+  let server: MockOpenAIServer;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    server = await startMockOpenAI();
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-test', maxRetries: 0 });
+  });
+
+  afterAll(async () => {
+    await server.close();
+  });
+
+  beforeEach(() => {
+    server.reset();
+  });
+
+  describe('chat completions (JSON)', () => {
+    it('answers in OpenAI shape with usage counted as OpenAI does', async () => {
+      const { data, response } = await client.chat.completions
+        .create({ model: MODEL, messages: MESSAGES })
+        .withResponse();
+      expect(data).toMatchObject({
+        object: 'chat.completion',
+        model: MODEL,
+        service_tier: 'default',
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', refusal: null, annotations: [] },
+            logprobs: null,
+            finish_reason: 'stop',
+          },
+        ],
+      });
+      expect(data.id).toMatch(/^chatcmpl-[0-9a-f]+$/);
+      expect(data.system_fingerprint).toMatch(/^fp_/);
+      expect(Math.abs(data.created - Date.now() / 1000)).toBeLessThan(5);
+      const content = data.choices[0].message.content ?? '';
+      expect(countTextTokens(content, MODEL)).toBe(16);
+      expect(data.usage).toMatchObject({
+        prompt_tokens: PROMPT_TOKENS,
+        completion_tokens: 16,
+        total_tokens: PROMPT_TOKENS + 16,
+      });
+      expect(response.headers.get('content-type')).toBe('application/json');
+      expect(response.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
+      expect(response.headers.get('openai-processing-ms')).toMatch(/^\d+$/);
+    });
+
+    it('generates exactly max_completion_tokens (or max_tokens) tokens, finish_reason length', async () => {
+      const byMax = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        max_tokens: 5,
+      });
+      expect(byMax.usage?.completion_tokens).toBe(5);
+      expect(countTextTokens(byMax.choices[0].message.content ?? '', MODEL)).toBe(5);
+      expect(byMax.choices[0].finish_reason).toBe('length');
+
+      const byCompletion = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        max_tokens: 5,
+        max_completion_tokens: 300,
+      });
+      expect(byCompletion.usage?.completion_tokens).toBe(300);
+      expect(countTextTokens(byCompletion.choices[0].message.content ?? '', MODEL)).toBe(300);
+    });
+
+    it('gives n different choices and sums their tokens', async () => {
+      const data = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        n: 3,
+        max_tokens: 4,
+      });
+      expect(data.choices.map((choice) => choice.index)).toEqual([0, 1, 2]);
+      expect(new Set(data.choices.map((choice) => choice.message.content)).size).toBe(3);
+      expect(data.usage?.completion_tokens).toBe(12);
+    });
+
+    it('counts tools into the prompt with the estimator', async () => {
+      const tools: OpenAI.Chat.ChatCompletionTool[] = [
+        {
+          type: 'function',
+          function: {
+            name: 'get_budget',
+            description: 'Remaining budget of a team',
+            parameters: { type: 'object', properties: { team: { type: 'string' } } },
+          },
+        },
+      ];
+      const data = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        tools,
+      });
+      const expected = countChatPromptTokens({
+        model: MODEL,
+        messages: MESSAGES,
+        tools,
+      }).tokens;
+      expect(data.usage?.prompt_tokens).toBe(expected);
+    });
+  });
+
+  describe('chat completions (SSE)', () => {
+    it('streams chunks without usage unless asked for', async () => {
+      const stream = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        max_tokens: 6,
+      });
+      const chunks: ChatChunk[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      expect(chunks[0].choices[0].delta).toMatchObject({ role: 'assistant', content: '' });
+      const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+      expect(countTextTokens(text, MODEL)).toBe(6);
+      expect(chunks).toHaveLength(1 + 6 + 1);
+      expect(chunks.at(-1)?.choices[0].finish_reason).toBe('length');
+      for (const chunk of chunks) {
+        expect(chunk.object).toBe('chat.completion.chunk');
+        expect(chunk.id).toBe(chunks[0].id);
+        expect('usage' in chunk).toBe(false);
+      }
+    });
+
+    it('with include_usage: usage null on every chunk, then a usage chunk with no choices', async () => {
+      const { status, events } = await sse(server.url, {
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      expect(status).toBe(200);
+      expect(events.at(-1)).toBe('[DONE]');
+      const chunks = events.slice(0, -1).map((event) => JSON.parse(event) as ChatChunk);
+      const last = chunks.at(-1);
+      expect(last?.choices).toEqual([]);
+      expect(last?.usage).toMatchObject({
+        prompt_tokens: PROMPT_TOKENS,
+        completion_tokens: 16,
+        total_tokens: PROMPT_TOKENS + 16,
+      });
+      for (const chunk of chunks.slice(0, -1)) expect(chunk.usage).toBeNull();
+      expect(chunks.at(-2)?.choices[0].finish_reason).toBe('stop');
+      const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('');
+      expect(countTextTokens(text, MODEL)).toBe(16);
+    });
+
+    it('the SDK sees the same usage', async () => {
+      const stream = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+        n: 2,
+        max_tokens: 3,
+      });
+      let usage: OpenAI.CompletionUsage | null | undefined;
+      const texts = ['', ''];
+      for await (const chunk of stream) {
+        if (chunk.usage) usage = chunk.usage;
+        for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? '';
+      }
+      expect(usage?.completion_tokens).toBe(6);
+      expect(usage?.prompt_tokens).toBe(PROMPT_TOKENS);
+      expect(texts.map((text) => countTextTokens(text, MODEL))).toEqual([3, 3]);
+    });
+
+    it('sends SSE headers and rate-limit headers before the first event', async () => {
+      const res = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES, stream: true });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(res.headers['x-ratelimit-remaining-tokens']).toMatch(/^\d+$/);
+    });
+  });
+
+  describe('completions', () => {
+    it('answers a string prompt, with echo', async () => {
+      const prompt = 'Once upon a time';
+      const data = await client.completions.create({
+        model: 'gpt-3.5-turbo-instruct',
+        prompt,
+        max_tokens: 7,
+        echo: true,
+      });
+      expect(data.object).toBe('text_completion');
+      expect(data.id).toMatch(/^cmpl-/);
+      expect(data.choices[0].text.startsWith(prompt)).toBe(true);
+      expect(data.choices[0].finish_reason).toBe('length');
+      const promptTokens = countTextTokens(prompt, 'gpt-3.5-turbo-instruct');
+      expect(data.usage).toEqual({
+        prompt_tokens: promptTokens,
+        completion_tokens: 7,
+        total_tokens: promptTokens + 7,
+      });
+      const generated = data.choices[0].text.slice(prompt.length);
+      expect(countTextTokens(generated, 'gpt-3.5-turbo-instruct')).toBe(7);
+    });
+
+    it('answers batches of prompts and token prompts, n per prompt', async () => {
+      const data = await client.completions.create({
+        model: 'gpt-3.5-turbo-instruct',
+        prompt: ['first prompt', 'and a second one'],
+        n: 2,
+        max_tokens: 2,
+      });
+      expect(data.choices.map((choice) => choice.index)).toEqual([0, 1, 2, 3]);
+      expect(data.usage?.completion_tokens).toBe(8);
+
+      const tokens = await client.completions.create({
+        model: 'gpt-3.5-turbo-instruct',
+        prompt: [
+          [1, 2, 3],
+          [4, 5],
+        ],
+        max_tokens: 1,
+      });
+      expect(tokens.usage?.prompt_tokens).toBe(5);
+      expect(tokens.choices).toHaveLength(2);
+    });
+
+    it('streams with include_usage', async () => {
+      const stream = await client.completions.create({
+        model: 'gpt-3.5-turbo-instruct',
+        prompt: 'Hello',
+        max_tokens: 4,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      let usage: OpenAI.CompletionUsage | undefined;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.text ?? '';
+        if (chunk.usage) usage = chunk.usage;
+      }
+      expect(countTextTokens(text, 'gpt-3.5-turbo-instruct')).toBe(4);
+      expect(usage?.completion_tokens).toBe(4);
+      expect(usage?.prompt_tokens).toBe(countTextTokens('Hello', 'gpt-3.5-turbo-instruct'));
+    });
+  });
+
+  describe('embeddings', () => {
+    it('answers base64 (the SDK default) with unit vectors and prompt-only usage', async () => {
+      const input = ['hello world', 'token budgets'];
+      const data = await client.embeddings.create({ model: 'text-embedding-3-small', input });
+      expect(data.object).toBe('list');
+      expect(data.data).toHaveLength(2);
+      for (const item of data.data) {
+        expect(item.object).toBe('embedding');
+        expect(item.embedding).toHaveLength(1536);
+        const norm = Math.sqrt(item.embedding.reduce((sum, v) => sum + v * v, 0));
+        expect(norm).toBeCloseTo(1, 4);
+      }
+      const tokens = input.reduce(
+        (sum, text) => sum + countTextTokens(text, 'text-embedding-3-small'),
+        0,
+      );
+      expect(data.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens });
+    });
+
+    it('answers float with dimensions, deterministically and equal to base64', async () => {
+      const body = { model: 'text-embedding-3-large', input: 'same text', dimensions: 256 };
+      const float = await request(server.url)
+        .post('/v1/embeddings')
+        .send({ ...body, encoding_format: 'float' });
+      const again = await request(server.url)
+        .post('/v1/embeddings')
+        .send({ ...body, encoding_format: 'float' });
+      const base64 = await client.embeddings.create({ ...body, encoding_format: 'base64' });
+      const vector = (float.body as OpenAI.CreateEmbeddingResponse).data[0].embedding;
+      expect(vector).toHaveLength(256);
+      expect((again.body as OpenAI.CreateEmbeddingResponse).data[0].embedding).toEqual(vector);
+      const decoded = Buffer.from(base64.data[0].embedding as unknown as string, 'base64');
+      const floats = new Float32Array(decoded.buffer, decoded.byteOffset, decoded.byteLength / 4);
+      expect(Array.from(floats)).toEqual(vector);
+    });
+
+    it('accepts token arrays and rejects empty input', async () => {
+      const data = await client.embeddings.create({
+        model: 'text-embedding-3-small',
+        input: [[1, 2, 3, 4]],
+        encoding_format: 'float',
+      });
+      expect(data.usage.prompt_tokens).toBe(4);
+      await expect(
+        client.embeddings.create({ model: 'text-embedding-3-small', input: '' }),
+      ).rejects.toBeInstanceOf(BadRequestError);
+    });
+  });
+
+  describe('models', () => {
+    it('lists and retrieves', async () => {
+      const models = await client.models.list();
+      const ids = models.data.map((model) => model.id);
+      expect(ids).toContain('gpt-4o-mini');
+      const model = await client.models.retrieve('anything-goes');
+      expect(model).toMatchObject({ id: 'anything-goes', object: 'model', owned_by: 'system' });
+    });
+  });
+
+  describe('errors', () => {
+    it('answers invalid JSON with a 400 in OpenAI shape', async () => {
+      const res = await request(server.url)
+        .post('/v1/chat/completions')
+        .set('content-type', 'application/json')
+        .send('{"model": ');
+      expect(res.status).toBe(400);
+      const body = res.body as ErrorBody;
+      expect(body.error).toMatchObject({ type: 'invalid_request_error', param: null, code: null });
+      expect(body.error.message).toMatch(/JSON/);
+      expect(res.headers['x-ratelimit-limit-requests']).toBeDefined();
+    });
+
+    it.each([
+      [{ messages: MESSAGES }, 'model'],
+      [{ model: MODEL }, 'messages'],
+      [{ model: MODEL, messages: [] }, 'messages'],
+      [{ model: MODEL, messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role'],
+      [{ model: MODEL, messages: MESSAGES, max_tokens: 0 }, 'max_tokens'],
+      [{ model: MODEL, messages: MESSAGES, n: 'two' }, 'n'],
+      [
+        { model: MODEL, messages: MESSAGES, stream_options: { include_usage: true } },
+        'stream_options',
+      ],
+    ])('answers an invalid body %p with a 400 naming %s', async (body, param) => {
+      const res = await request(server.url).post('/v1/chat/completions').send(body);
+      expect(res.status).toBe(400);
+      expect((res.body as ErrorBody).error.param).toBe(param);
+    });
+
+    it('answers an unknown route with a 404 in OpenAI shape', async () => {
+      const res = await request(server.url).post('/v1/nope').send({});
+      expect(res.status).toBe(404);
+      expect((res.body as ErrorBody).error.message).toBe('Invalid URL (POST /v1/nope)');
+    });
+  });
+
+  describe('knobs', () => {
+    it('status 429: the SDK raises RateLimitError, with retry-after and reset headers', async () => {
+      server.setBehaviour({ status: 429, retryAfterMs: 2500 });
+      const error = await client.chat.completions.create({ model: MODEL, messages: MESSAGES }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(RateLimitError);
+      const rateLimit = error as RateLimitError;
+      expect(rateLimit.code).toBe('rate_limit_exceeded');
+      expect(rateLimit.headers.get('retry-after')).toBe('3');
+      expect(rateLimit.headers.get('retry-after-ms')).toBe('2500');
+      expect(rateLimit.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+      expect(rateLimit.headers.get('x-ratelimit-reset-requests')).toBe('2.5s');
+    });
+
+    it('status 500 with type, code and message overrides', async () => {
+      server.setBehaviour({
+        status: 500,
+        errorType: 'server_error',
+        errorCode: 'boom',
+        message: 'Kaput',
+      });
+      const error = await client.chat.completions.create({ model: MODEL, messages: MESSAGES }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(InternalServerError);
+      expect((error as InternalServerError).error).toEqual({
+        message: 'Kaput',
+        type: 'server_error',
+        param: null,
+        code: 'boom',
+      });
+    });
+
+    it('per-request knobs through the body field `mock`, recorded untouched, never echoed', async () => {
+      const res = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({
+          model: MODEL,
+          messages: MESSAGES,
+          mock: { status: 503 },
+          custom_field: { keep: [1, 2] },
+        });
+      expect(res.status).toBe(503);
+      expect((res.body as ErrorBody).error.type).toBe('server_error');
+
+      const ok = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        mock: { completionTokens: 3 },
+      } as ChatParams);
+      expect(ok.usage?.completion_tokens).toBe(3);
+      expect(JSON.stringify(ok)).not.toContain('mock');
+      expect(server.requests[0].body).toMatchObject({
+        mock: { status: 503 },
+        custom_field: { keep: [1, 2] },
+      });
+      expect(server.lastRequest()?.body).toMatchObject({ mock: { completionTokens: 3 } });
+      // The global knobs are unchanged by per-request ones.
+      expect(server.behaviour.status).toBeNull();
+    });
+
+    it('rejects an unknown per-request knob', async () => {
+      const res = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES, mock: { latncyMs: 5 } });
+      expect(res.status).toBe(400);
+      expect((res.body as ErrorBody).error.param).toBe('mock.latncyMs');
+    });
+
+    it('errorRate 1 always fails (500 by default), 0 never', async () => {
+      server.setBehaviour({ errorRate: 1 });
+      const failing = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES });
+      expect(failing.status).toBe(500);
+      server.setBehaviour({ errorRate: 0, status: 500 });
+      const passing = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES });
+      expect(passing.status).toBe(200);
+    });
+
+    it('latencyMs delays the headers; chunkDelayMs spaces the events', async () => {
+      const started = Date.now();
+      const res = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES, mock: { latencyMs: 150 } });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(145);
+      expect(Number(res.headers['openai-processing-ms'])).toBeGreaterThanOrEqual(145);
+
+      const streamStarted = Date.now();
+      const { events } = await sse(server.url, {
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        max_tokens: 4,
+        mock: { chunkDelayMs: 30 },
+      });
+      // role + 4 content + finish + [DONE] = 7 events, 6 gaps
+      expect(events).toHaveLength(7);
+      expect(Date.now() - streamStarted).toBeGreaterThanOrEqual(170);
+    });
+
+    it('completionTokens caps the reply length (finish_reason stop)', async () => {
+      server.setBehaviour({ completionTokens: 2 });
+      const data = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        max_tokens: 50,
+      });
+      expect(data.usage?.completion_tokens).toBe(2);
+      expect(data.choices[0].finish_reason).toBe('stop');
+    });
+
+    it('omitUsage leaves usage out of JSON and streams', async () => {
+      server.setBehaviour({ omitUsage: true });
+      const json = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES });
+      expect(json.body).not.toHaveProperty('usage');
+      const { events } = await sse(server.url, {
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      expect(events.at(-1)).toBe('[DONE]');
+      const chunks = events.slice(0, -1).map((event) => JSON.parse(event) as ChatChunk);
+      expect(chunks.every((chunk) => chunk.usage === null)).toBe(true);
+    });
+
+    it('dropConnection: the SDK sees a connection error', async () => {
+      server.setBehaviour({ dropConnection: true });
+      await expect(
+        client.chat.completions.create({ model: MODEL, messages: MESSAGES }),
+      ).rejects.toBeInstanceOf(APIConnectionError);
+    });
+
+    it('failMidStreamAfterChunks: K events arrive, then the stream breaks', async () => {
+      const stream = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        stream: true,
+        max_tokens: 10,
+        mock: { failMidStreamAfterChunks: 3 },
+      } as ChatStreamParams);
+      const received: ChatChunk[] = [];
+      let failure: unknown = null;
+      try {
+        for await (const chunk of stream) received.push(chunk);
+      } catch (err) {
+        failure = err;
+      }
+      expect(failure).not.toBeNull();
+      expect(received).toHaveLength(3);
+    });
+
+    it('failMidStreamAfterChunks on a JSON answer cuts the body', async () => {
+      await expect(
+        client.chat.completions.create({
+          model: MODEL,
+          messages: MESSAGES,
+          mock: { failMidStreamAfterChunks: 0 },
+        } as ChatParams),
+      ).rejects.toThrow();
+    });
+  });
+
+  describe('rate-limit headers', () => {
+    it('are present and well-formed on every answer, and count down', async () => {
+      const first = await request(server.url)
+        .post('/v1/chat/completions')
+        .send({ model: MODEL, messages: MESSAGES });
+      const second = await request(server.url).get('/v1/models');
+      for (const res of [first, second]) {
+        expect(res.headers['x-ratelimit-limit-requests']).toBe('10000');
+        expect(res.headers['x-ratelimit-limit-tokens']).toBe('10000000');
+        expect(res.headers['x-ratelimit-remaining-requests']).toMatch(/^\d+$/);
+        expect(res.headers['x-ratelimit-remaining-tokens']).toMatch(/^\d+$/);
+        expect(res.headers['x-ratelimit-reset-requests']).toMatch(DURATION);
+        expect(res.headers['x-ratelimit-reset-tokens']).toMatch(DURATION);
+      }
+      expect(Number(first.headers['x-ratelimit-remaining-requests'])).toBe(9999);
+      expect(Number(first.headers['x-ratelimit-remaining-tokens'])).toBe(
+        10_000_000 - (PROMPT_TOKENS + 16),
+      );
+      expect(Number(second.headers['x-ratelimit-remaining-requests'])).toBe(9998);
+      expect(first.headers['x-ratelimit-reset-requests']).toBe('6ms');
+    });
+
+    it('enforceRateLimits answers 429 once the limit is used up', async () => {
+      server.setBehaviour({ enforceRateLimits: true, rateLimitRequests: 2 });
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await request(server.url)
+          .post('/v1/chat/completions')
+          .send({ model: MODEL, messages: MESSAGES });
+        statuses.push(res.status);
+        if (res.status === 429) {
+          expect((res.body as ErrorBody).error).toMatchObject({
+            type: 'requests',
+            code: 'rate_limit_exceeded',
+          });
+          expect(res.headers['retry-after']).toMatch(/^\d+$/);
+          expect(res.headers['x-ratelimit-remaining-requests']).toBe('0');
+        }
+      }
+      expect(statuses).toEqual([200, 200, 429]);
+    });
+  });
+
+  describe('run-time config over HTTP', () => {
+    it('GET/POST /_mock/config and POST /_mock/reset', async () => {
+      const initial = await request(server.url).get('/_mock/config');
+      expect(initial.body).toMatchObject({ latencyMs: 0, defaultCompletionTokens: 16 });
+      const set = await request(server.url).post('/_mock/config').send({ completionTokens: 4 });
+      expect(set.status).toBe(200);
+      expect(set.body).toMatchObject({ completionTokens: 4 });
+      const data = await client.chat.completions.create({ model: MODEL, messages: MESSAGES });
+      expect(data.usage?.completion_tokens).toBe(4);
+      const bad = await request(server.url).post('/_mock/config').send({ latencyMs: -1 });
+      expect(bad.status).toBe(400);
+      expect((bad.body as ErrorBody).error.param).toBe('behaviour.latencyMs');
+      const reset = await request(server.url).post('/_mock/reset');
+      expect(reset.body).toMatchObject({ completionTokens: null });
+      const recorded = await request(server.url).get('/_mock/requests');
+      expect(recorded.body).toEqual({ data: [] });
+    });
+  });
+
+  describe('recorder', () => {
+    it('records method, path, headers and body; can be turned off', async () => {
+      await client.chat.completions.create({ model: MODEL, messages: MESSAGES });
+      const recorded = server.lastRequest();
+      expect(recorded).toMatchObject({ method: 'POST', path: '/v1/chat/completions' });
+      expect(recorded?.headers.authorization).toBe('Bearer sk-test');
+      expect(recorded?.body).toEqual({ model: MODEL, messages: MESSAGES });
+      server.setRecording(false);
+      await client.models.list();
+      expect(server.requests).toHaveLength(1);
+      server.setRecording(true);
+    });
+  });
+});
+
+describe('mock-openai with auth and a model allow-list (e2e)', () => {
+  let server: MockOpenAIServer;
+
+  beforeAll(async () => {
+    server = await startMockOpenAI({ apiKey: 'sk-right', models: ['gpt-4o-mini'] });
+  });
+
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const clientWith = (apiKey: string) =>
+    new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0 });
+
+  it('answers 401 without or with a wrong key', async () => {
+    const missing = await request(server.url)
+      .post('/v1/chat/completions')
+      .send({ model: MODEL, messages: MESSAGES });
+    expect(missing.status).toBe(401);
+    expect((missing.body as ErrorBody).error.type).toBe('invalid_request_error');
+    await expect(
+      clientWith('sk-wrong').chat.completions.create({ model: MODEL, messages: MESSAGES }),
+    ).rejects.toBeInstanceOf(AuthenticationError);
+  });
+
+  it('accepts the right key and records it', async () => {
+    const data = await clientWith('sk-right').chat.completions.create({
+      model: MODEL,
+      messages: MESSAGES,
+    });
+    expect(data.choices).toHaveLength(1);
+    expect(server.lastRequest()?.headers.authorization).toBe('Bearer sk-right');
+  });
+
+  it('answers 404 model_not_found for a model outside the allow-list', async () => {
+    const client = clientWith('sk-right');
+    const error = await client.chat.completions
+      .create({ model: 'gpt-5-imaginary', messages: MESSAGES })
+      .then(
+        () => null,
+        (err: unknown) => err,
+      );
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect((error as NotFoundError).code).toBe('model_not_found');
+    await expect(client.models.retrieve('gpt-5-imaginary')).rejects.toBeInstanceOf(NotFoundError);
+    const list = await client.models.list();
+    expect(list.data.map((model) => model.id)).toEqual(['gpt-4o-mini']);
+  });
+});

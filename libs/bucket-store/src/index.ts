@@ -1,0 +1,21 @@
+export * from './bucket-store.interface';
+export { DuplicateReservationError } from './bucket-store.errors';
+export { isScopeType, scopeKey } from './bucket-store.validation';
+export { MAX_TOKENS, MILLI_PER_TOKEN } from './bucket-math';
+export {
+  MemoryBucketStore,
+  type MemoryBucketStoreOptions,
+  type MemoryBucketStoreStats,
+  type SweepReport,
+} from './memory-bucket.store';
+export { BucketStoreModule } from './bucket-store.module';
+export { RedisBucketStore, type RedisBucketStoreOptions } from './redis-bucket.store';
+export {
+  createRedisClient,
+  parseRedisUrl,
+  waitForRedisReady,
+  type RedisClient,
+  type RedisClientOptions,
+} from './redis-client';
+export { DEFAULT_NAMESPACE, redisKeys, type RedisKeys } from './redis-keys';
+export { BucketStoreUnavailableError } from './store-unavailable.error';

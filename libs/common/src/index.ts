@@ -1,0 +1,4 @@
+export * from './openai-error';
+export * from './openai-exception.filter';
+export * from './openai-validation';
+export * from './rate-limit-duration';

@@ -1,0 +1,89 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type OpenAIErrorBody, OpenAIException, openAIErrorBody } from './openai-error';
+
+/** Codes for the errors Fastify raises before a handler runs (Nest maps them to HttpException). */
+const CODE_BY_STATUS: Readonly<Record<number, string>> = {
+  404: 'not_found',
+  413: 'request_body_too_large',
+  415: 'unsupported_media_type',
+};
+
+/**
+ * Turns every error, from any layer, into `{ error: { message, type, code, param } }`.
+ * Unknown errors become a generic 500: their messages may carry internals, so they are
+ * logged, never sent.
+ */
+@Catch()
+export class OpenAIExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Errors');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
+    const request = http.getRequest<FastifyRequest>();
+    const { status, body, headers } = this.toOpenAIError(exception);
+
+    if (status >= 500) {
+      this.logger.error(
+        `${request.method} ${request.url} failed with ${status}`,
+        exception instanceof Error ? exception.stack : String(exception),
+      );
+    }
+    // A stream that already sent bytes cannot take an error body any more.
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    void reply.status(status).headers(headers).type('application/json').send(body);
+  }
+
+  private toOpenAIError(exception: unknown): {
+    status: number;
+    body: OpenAIErrorBody;
+    headers: Record<string, string>;
+  } {
+    if (exception instanceof OpenAIException) {
+      return {
+        status: exception.getStatus(),
+        body: exception.body,
+        headers: { ...exception.headers },
+      };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      return {
+        status,
+        body: openAIErrorBody(status, {
+          message: describeHttpException(exception),
+          code: CODE_BY_STATUS[status] ?? null,
+        }),
+        headers: {},
+      };
+    }
+    return {
+      status: HttpStatus.INTERNAL_SERVER_ERROR,
+      body: openAIErrorBody(500, {
+        message: 'The gateway hit an internal error.',
+        code: 'internal_error',
+      }),
+      headers: {},
+    };
+  }
+}
+
+function describeHttpException(exception: HttpException): string {
+  const response = exception.getResponse();
+  if (typeof response === 'string') return response;
+  const message = (response as { message?: unknown }).message;
+  if (Array.isArray(message)) return message.join('; ');
+  if (typeof message === 'string') return message;
+  return exception.message;
+}

@@ -1,0 +1,44 @@
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type NodeEnv = 'development' | 'production' | 'test';
+
+export interface UpstreamConfig {
+  /** Server-side provider key; never sent back to clients nor logged. Unset = proxy disabled. */
+  readonly apiKey: string | undefined;
+  /** Base URL including the API version path, e.g. `https://api.openai.com/v1`. */
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly connections: number;
+}
+
+/** Kept structurally equal to the bucket store's policy so config stays dependency-free. */
+export interface BudgetPolicy {
+  readonly capacity: number;
+  readonly refillPerSec: number;
+}
+
+export type BudgetScopeType = 'global' | 'team' | 'rolegroup' | 'role' | 'user';
+
+export interface LimitsConfig {
+  /** Default budget per scope type; per-id overrides live in the store. */
+  readonly defaults: Readonly<Record<BudgetScopeType, BudgetPolicy>>;
+  readonly enforceGlobalScope: boolean;
+  /** Differences up to this many tokens between estimate and actual are not settled. */
+  readonly tokenAdjustmentThreshold: number;
+  readonly defaultMaxOutputTokens: number;
+  readonly reservationTtlMs: number;
+}
+
+/**
+ * The gateway's whole configuration, validated once at boot. Injected by class token:
+ * `constructor(private readonly config: AppConfig)`.
+ */
+export abstract class AppConfig {
+  abstract readonly nodeEnv: NodeEnv;
+  abstract readonly host: string;
+  abstract readonly port: number;
+  abstract readonly logLevel: LogLevel;
+  abstract readonly bodyLimitBytes: number;
+  abstract readonly redisUrl: string | undefined;
+  abstract readonly upstream: UpstreamConfig;
+  abstract readonly limits: LimitsConfig;
+}

@@ -1,0 +1,75 @@
+import { ConfigValidationError, loadAppConfig } from './env.validation';
+
+describe('loadAppConfig', () => {
+  it('applies the documented defaults to an empty environment', () => {
+    const config = loadAppConfig({});
+    expect(config.port).toBe(8000);
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.upstream.apiKey).toBeUndefined();
+    expect(config.upstream.baseUrl).toBe('https://api.openai.com/v1');
+    expect(config.limits.defaults).toEqual({
+      global: { capacity: 10000, refillPerSec: 50 },
+      team: { capacity: 5000, refillPerSec: 25 },
+      rolegroup: { capacity: 4000, refillPerSec: 20 },
+      role: { capacity: 2000, refillPerSec: 10 },
+      user: { capacity: 1000, refillPerSec: 5 },
+    });
+    expect(config.limits.enforceGlobalScope).toBe(false);
+    expect(config.limits.tokenAdjustmentThreshold).toBe(0);
+  });
+
+  it('parses numbers, booleans and URLs from strings', () => {
+    const config = loadAppConfig({
+      PORT: '9000',
+      CAP_USER: '250.5',
+      RATE_USER: '0',
+      ENFORCE_GLOBAL_SCOPE: 'yes',
+      OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1/',
+      REDIS_URL: 'redis://:pw@localhost:6379/2',
+    });
+    expect(config.port).toBe(9000);
+    expect(config.limits.defaults.user).toEqual({ capacity: 250.5, refillPerSec: 0 });
+    expect(config.limits.enforceGlobalScope).toBe(true);
+    expect(config.upstream.baseUrl).toBe('http://127.0.0.1:8080/v1');
+    expect(config.redisUrl).toBe('redis://:pw@localhost:6379/2');
+  });
+
+  it('treats blank values as unset', () => {
+    expect(loadAppConfig({ PORT: '', CAP_TEAM: '  ' }).port).toBe(8000);
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['CAP_USER', '-1'],
+    ['RATE_TEAM', 'fast'],
+    ['ENFORCE_GLOBAL_SCOPE', 'maybe'],
+    ['OPENAI_BASE_URL', 'not a url'],
+    ['REDIS_URL', 'http://localhost'],
+    ['LOG_LEVEL', 'loud'],
+    ['DEFAULT_MAX_OUTPUT_TOKENS', '0'],
+  ])('rejects %s=%s with a message naming the variable', (name, value) => {
+    expect(() => loadAppConfig({ [name]: value })).toThrow(ConfigValidationError);
+    expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^\\s+- ${name}:`, 'm'));
+  });
+
+  it('lists every bad variable at once and never echoes a secret', () => {
+    let error: unknown;
+    try {
+      loadAppConfig({ PORT: 'x', CAP_USER: 'y', REDIS_URL: 'http://:hunter2@cache:6379' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    const { problems, message } = error as ConfigValidationError;
+    expect(problems).toHaveLength(3);
+    expect(message).toMatch(/REDIS_URL/);
+    expect(message).not.toMatch(/hunter2/);
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadAppConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.limits.defaults.user)).toBe(true);
+  });
+});

@@ -1,0 +1,217 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Max,
+  Min,
+  MinLength,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
+import type { AppConfig, LogLevel, NodeEnv } from './app-config';
+
+/** Milli-token levels must stay exact in a double (and in Lua). */
+const MAX_CAPACITY = 1e12;
+const LOG_LEVELS: readonly LogLevel[] = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+];
+const NODE_ENVS: readonly NodeEnv[] = ['development', 'production', 'test'];
+
+/** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */
+const blankToUndefined = (value: unknown): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+const toNumber = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined(value);
+  if (typeof v !== 'string') return v;
+  // Number('') and Number(' ') are 0; blank was handled above, anything else must parse fully.
+  const n = Number(v.trim());
+  return Number.isNaN(n) ? v : n;
+};
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined(value);
+  if (typeof v !== 'string') return v;
+  const word = v.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  return v;
+};
+
+const toTrimmedString = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined(value);
+  return typeof v === 'string' ? v.trim() : v;
+};
+
+/** A non-negative token amount. */
+function Capacity(): PropertyDecorator {
+  return (target, key) => {
+    Transform(toNumber)(target, key);
+    IsOptional()(target, key);
+    IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'must be a number' })(target, key);
+    Min(0, { message: 'must not be negative' })(target, key);
+    Max(MAX_CAPACITY, { message: `must be at most ${MAX_CAPACITY}` })(target, key);
+  };
+}
+
+function IntInRange(min: number, max: number): PropertyDecorator {
+  return (target, key) => {
+    Transform(toNumber)(target, key);
+    IsOptional()(target, key);
+    IsInt({ message: 'must be a whole number' })(target, key);
+    Min(min, { message: `must be at least ${min}` })(target, key);
+    Max(max, { message: `must be at most ${max}` })(target, key);
+  };
+}
+
+/** The raw environment, one property per variable name, before defaults. */
+class EnvironmentVariables {
+  @Transform(toTrimmedString) @IsOptional() @IsIn(NODE_ENVS) NODE_ENV?: NodeEnv;
+  @IntInRange(0, 65535) PORT?: number;
+  @Transform(toTrimmedString) @IsOptional() @IsString() @MinLength(1) HOST?: string;
+  @Transform(toTrimmedString) @IsOptional() @IsIn(LOG_LEVELS) LOG_LEVEL?: LogLevel;
+  @IntInRange(1, 1024 * 1024 * 1024) BODY_LIMIT_BYTES?: number;
+
+  @Transform(toTrimmedString) @IsOptional() @IsString() OPENAI_API_KEY?: string;
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
+  OPENAI_BASE_URL?: string;
+  @IntInRange(1, 24 * 3600 * 1000) UPSTREAM_TIMEOUT_MS?: number;
+  @IntInRange(1, 10000) UPSTREAM_CONNECTIONS?: number;
+
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
+  REDIS_URL?: string;
+
+  @Capacity() CAP_GLOBAL?: number;
+  @Capacity() CAP_TEAM?: number;
+  @Capacity() CAP_ROLEGROUP?: number;
+  @Capacity() CAP_ROLE?: number;
+  @Capacity() CAP_USER?: number;
+  @Capacity() RATE_GLOBAL?: number;
+  @Capacity() RATE_TEAM?: number;
+  @Capacity() RATE_ROLEGROUP?: number;
+  @Capacity() RATE_ROLE?: number;
+  @Capacity() RATE_USER?: number;
+
+  @Transform(toBoolean) @IsOptional() @IsBoolean() ENFORCE_GLOBAL_SCOPE?: boolean;
+  @Capacity() TOKEN_ADJUSTMENT_THRESHOLD?: number;
+  @IntInRange(1, 10_000_000) DEFAULT_MAX_OUTPUT_TOKENS?: number;
+  @IntInRange(1, 7 * 24 * 3600) RESERVATION_TTL_SECONDS?: number;
+}
+
+export const CONFIG_DEFAULTS = {
+  PORT: 8000,
+  HOST: '0.0.0.0',
+  LOG_LEVEL: 'info',
+  BODY_LIMIT_BYTES: 16 * 1024 * 1024,
+  OPENAI_BASE_URL: 'https://api.openai.com/v1',
+  UPSTREAM_TIMEOUT_MS: 600_000,
+  UPSTREAM_CONNECTIONS: 128,
+  CAP_GLOBAL: 10_000,
+  CAP_TEAM: 5_000,
+  CAP_ROLEGROUP: 4_000,
+  CAP_ROLE: 2_000,
+  CAP_USER: 1_000,
+  RATE_GLOBAL: 50,
+  RATE_TEAM: 25,
+  RATE_ROLEGROUP: 20,
+  RATE_ROLE: 10,
+  RATE_USER: 5,
+  ENFORCE_GLOBAL_SCOPE: false,
+  TOKEN_ADJUSTMENT_THRESHOLD: 0,
+  DEFAULT_MAX_OUTPUT_TOKENS: 256,
+  RESERVATION_TTL_SECONDS: 600,
+} as const;
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+const isSecret = (name: string): boolean => /KEY|TOKEN|PASSWORD|SECRET/.test(name);
+
+/** URLs may carry credentials (`redis://:password@host`). */
+const withoutCredentials = (value: unknown): unknown =>
+  typeof value === 'string' ? value.replace(/\/\/[^/@]*@/, '//***@') : value;
+
+function describeProblem(error: ValidationError): string {
+  const shown = isSecret(error.property)
+    ? '(hidden)'
+    : JSON.stringify(withoutCredentials(error.value));
+  const reasons = Object.values(error.constraints ?? {}).map((m) =>
+    // class-validator names the property first; the variable name leads our line already.
+    m.startsWith(error.property) ? m.slice(error.property.length).trim() : m,
+  );
+  return `${error.property}: ${reasons.join('; ')} (got ${shown})`;
+}
+
+/** Reads the given environment into typed configuration, or throws naming every bad variable. */
+export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
+  const env = plainToInstance(EnvironmentVariables, raw, { excludeExtraneousValues: false });
+  const errors = validateSync(env, { whitelist: true, stopAtFirstError: true });
+  if (errors.length > 0) throw new ConfigValidationError(errors.map(describeProblem));
+
+  const d = CONFIG_DEFAULTS;
+  const policy = (
+    cap: number | undefined,
+    capDefault: number,
+    rate: number | undefined,
+    rateDefault: number,
+  ) => ({
+    capacity: cap ?? capDefault,
+    refillPerSec: rate ?? rateDefault,
+  });
+  const config: AppConfig = {
+    nodeEnv: env.NODE_ENV ?? 'development',
+    host: env.HOST ?? d.HOST,
+    port: env.PORT ?? d.PORT,
+    logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
+    bodyLimitBytes: env.BODY_LIMIT_BYTES ?? d.BODY_LIMIT_BYTES,
+    redisUrl: env.REDIS_URL,
+    upstream: {
+      apiKey: env.OPENAI_API_KEY,
+      baseUrl: (env.OPENAI_BASE_URL ?? d.OPENAI_BASE_URL).replace(/\/+$/, ''),
+      timeoutMs: env.UPSTREAM_TIMEOUT_MS ?? d.UPSTREAM_TIMEOUT_MS,
+      connections: env.UPSTREAM_CONNECTIONS ?? d.UPSTREAM_CONNECTIONS,
+    },
+    limits: {
+      defaults: {
+        global: policy(env.CAP_GLOBAL, d.CAP_GLOBAL, env.RATE_GLOBAL, d.RATE_GLOBAL),
+        team: policy(env.CAP_TEAM, d.CAP_TEAM, env.RATE_TEAM, d.RATE_TEAM),
+        rolegroup: policy(env.CAP_ROLEGROUP, d.CAP_ROLEGROUP, env.RATE_ROLEGROUP, d.RATE_ROLEGROUP),
+        role: policy(env.CAP_ROLE, d.CAP_ROLE, env.RATE_ROLE, d.RATE_ROLE),
+        user: policy(env.CAP_USER, d.CAP_USER, env.RATE_USER, d.RATE_USER),
+      },
+      enforceGlobalScope: env.ENFORCE_GLOBAL_SCOPE ?? d.ENFORCE_GLOBAL_SCOPE,
+      tokenAdjustmentThreshold: env.TOKEN_ADJUSTMENT_THRESHOLD ?? d.TOKEN_ADJUSTMENT_THRESHOLD,
+      defaultMaxOutputTokens: env.DEFAULT_MAX_OUTPUT_TOKENS ?? d.DEFAULT_MAX_OUTPUT_TOKENS,
+      reservationTtlMs: (env.RESERVATION_TTL_SECONDS ?? d.RESERVATION_TTL_SECONDS) * 1000,
+    },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child as object);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,51 @@
+import type { BucketSnapshot, ScopeRef, SettleResult } from '@tokenguard/bucket-store';
+import type { TokenEstimate } from '@tokenguard/estimator';
+
+/** What the upstream call turned out to cost. */
+export type SettlementOutcome =
+  /** The provider reported usage: settle to it. */
+  | { readonly kind: 'usage'; readonly totalTokens: number }
+  /** Served, but without a usage figure: keep the estimate charged. */
+  | { readonly kind: 'unmetered' }
+  /** Nothing was generated (never sent, upstream error): give everything back. */
+  | { readonly kind: 'refund' };
+
+/** One admitted request's reservation, carried on the request from guard to settlement. */
+export class RateLimitContext {
+  outcome: SettlementOutcome | undefined;
+  /** Set by the first settlement; every later attempt awaits the same promise. */
+  settlement: Promise<SettleResult> | undefined;
+
+  constructor(
+    readonly route: string,
+    readonly reservationId: string,
+    readonly estimate: TokenEstimate,
+    readonly scopes: readonly ScopeRef[],
+    readonly buckets: readonly BucketSnapshot[],
+  ) {}
+
+  recordUsage(totalTokens: number): void {
+    this.outcome = { kind: 'usage', totalTokens };
+  }
+
+  recordUnmetered(): void {
+    this.outcome = { kind: 'unmetered' };
+  }
+
+  recordRefund(): void {
+    this.outcome = { kind: 'refund' };
+  }
+}
+
+const CONTEXT = Symbol('tokenguard:rate-limit-context');
+
+type Carrier = { [CONTEXT]?: RateLimitContext };
+
+export function attachRateLimitContext(request: object, context: RateLimitContext): void {
+  (request as Carrier)[CONTEXT] = context;
+}
+
+/** The reservation of a charged request, or undefined on routes that charge nothing. */
+export function rateLimitContextOf(request: object): RateLimitContext | undefined {
+  return (request as Carrier)[CONTEXT];
+}

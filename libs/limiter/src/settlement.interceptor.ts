@@ -1,0 +1,42 @@
+import {
+  type CallHandler,
+  type ExecutionContext,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { catchError, from, mergeMap, type Observable, throwError } from 'rxjs';
+import { rateLimitContextOf } from './rate-limit-context';
+import { rateLimitHeaders, tightestBucket } from './rate-limit-headers';
+import { SettlementService } from './settlement.service';
+
+/**
+ * Settles a charged request once its handler has produced a result: to the recorded usage on
+ * success, in full refund on error. It settles before the body is sent, so the remaining-tokens
+ * header and any read of the bucket right after the response already reflect the real cost.
+ */
+@Injectable()
+export class SettlementInterceptor implements NestInterceptor {
+  constructor(private readonly settlement: SettlementService) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'http') return next.handle();
+    const http = context.switchToHttp();
+    const rateLimit = rateLimitContextOf(http.getRequest<FastifyRequest>());
+    if (!rateLimit) return next.handle();
+    const reply = http.getResponse<FastifyReply>();
+
+    return next.handle().pipe(
+      mergeMap(async (body: unknown) => {
+        const { refunded } = await this.settlement.settle(rateLimit);
+        const tightest = tightestBucket(rateLimit.buckets);
+        if (tightest && !reply.sent) void reply.headers(rateLimitHeaders(tightest, refunded));
+        return body;
+      }),
+      // No recorded outcome means nothing was consumed upstream: settle() refunds in full.
+      catchError((error: unknown) =>
+        from(this.settlement.settle(rateLimit)).pipe(mergeMap(() => throwError(() => error))),
+      ),
+    );
+  }
+}

@@ -1,0 +1,137 @@
+import request from 'supertest';
+import { chatBody, type Harness, startHarness } from './support/gateway-harness';
+
+interface ErrorBody {
+  error: { message: string; type: string; code: string | null; param: string | null };
+}
+
+/** Exactly the shape the OpenAI SDKs parse, nothing more. */
+function expectInvalidRequest(body: unknown): void {
+  expect(Object.keys(body as object)).toEqual(['error']);
+  const { error } = body as ErrorBody;
+  expect(Object.keys(error).sort()).toEqual(['code', 'message', 'param', 'type']);
+  expect(error.message).toEqual(expect.any(String));
+  expect(error.type).toBe('invalid_request_error');
+  expect(error.code === null || typeof error.code === 'string').toBe(true);
+  expect(error.param === null || typeof error.param === 'string').toBe(true);
+}
+
+describe('bad input is refused in the OpenAI error shape and costs nothing', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+  afterEach(async () => {
+    // Nothing bad may have reached the upstream or moved a bucket.
+    expect(h.mock.requests).toHaveLength(0);
+    const bucket = await request(h.url).get('/buckets/user/victim').expect(200);
+    expect((bucket.body as { bucket: { tokens: number } }).bucket.tokens).toBe(1000);
+    h.mock.reset();
+  });
+
+  const post = (body: unknown, headers: Record<string, string> = { 'x-user-id': 'victim' }) =>
+    request(h.url)
+      .post('/v1/chat/completions')
+      .set(headers)
+      .send(body as object);
+
+  it('missing x-user-id', async () => {
+    const res = await post(chatBody(), { 'x-team-id': 'victim' }).expect(400);
+    expectInvalidRequest(res.body);
+    expect((res.body as ErrorBody).error).toMatchObject({
+      param: 'x-user-id',
+      code: 'missing_identity',
+    });
+  });
+
+  it.each([['victim:admin'], ['a b'], ['x'.repeat(129)], ['{victim}']])(
+    'odd identity %p',
+    async (id) => {
+      const res = await post(chatBody(), { 'x-user-id': 'victim', 'x-team-id': id }).expect(400);
+      expect((res.body as ErrorBody).error.code).toBe('invalid_identity');
+    },
+  );
+
+  it('malformed JSON', async () => {
+    const res = await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'victim', 'content-type': 'application/json' })
+      .send('{"model": "gpt-4o", "messages": [')
+      .expect(400);
+    expectInvalidRequest(res.body);
+    expect((res.body as ErrorBody).error.code).toBe('invalid_json');
+    expect(res.headers['x-request-id']).toEqual(expect.any(String));
+  });
+
+  it('empty JSON body', async () => {
+    const res = await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'victim', 'content-type': 'application/json' })
+      .send('')
+      .expect(400);
+    expectInvalidRequest(res.body);
+  });
+
+  it('a JSON array instead of an object', async () => {
+    const res = await post([chatBody()]).expect(400);
+    expect((res.body as ErrorBody).error.message).toMatch(/JSON object/);
+  });
+
+  it('a non-JSON content type', async () => {
+    const res = await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'victim', 'content-type': 'text/plain' })
+      .send('hello')
+      .expect(415);
+    expect((res.body as ErrorBody).error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'unsupported_media_type',
+    });
+  });
+
+  it.each([
+    ['no model', { messages: [{ role: 'user', content: 'hi' }] }, 'model'],
+    ['no messages', { model: 'gpt-4o' }, 'messages'],
+    ['empty messages', { model: 'gpt-4o', messages: [] }, 'messages'],
+    ['message without role', { model: 'gpt-4o', messages: [{ content: 'x' }] }, 'messages[0].role'],
+    [
+      'content of the wrong type',
+      { model: 'gpt-4o', messages: [{ role: 'user', content: 42 }] },
+      'messages[0].content',
+    ],
+    ['negative max_tokens', chatBody({ max_tokens: -5 }), 'max_tokens'],
+    ['fractional max_tokens', chatBody({ max_tokens: 1.5 }), 'max_tokens'],
+    [
+      'string max_completion_tokens',
+      chatBody({ max_completion_tokens: '10' }),
+      'max_completion_tokens',
+    ],
+    ['n out of range', chatBody({ n: 0 }), 'n'],
+  ])('%s', async (_name, body, param) => {
+    const res = await post(body).expect(400);
+    expectInvalidRequest(res.body);
+    expect((res.body as ErrorBody).error.param).toBe(param);
+  });
+
+  it('stream: true is refused clearly until streaming lands', async () => {
+    const res = await post(chatBody({ stream: true })).expect(400);
+    expect((res.body as ErrorBody).error).toMatchObject({ param: 'stream' });
+  });
+
+  it('unknown routes answer 404 in the OpenAI shape', async () => {
+    const res = await request(h.url).post('/v1/nope').send({}).expect(404);
+    expect((res.body as ErrorBody).error.type).toBe('not_found_error');
+  });
+
+  it('text with special tokens is just text', async () => {
+    await post(
+      chatBody({ messages: [{ role: 'user', content: 'end <|endoftext|> here <|im_start|>' }] }),
+      { 'x-user-id': 'special' },
+    ).expect(200);
+    h.mock.clearRequests();
+  });
+});

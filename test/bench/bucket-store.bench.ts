@@ -1,0 +1,216 @@
+/**
+ * Reserve + settle throughput of the bucket stores, against a baseline measured in the same
+ * run: raw ioredis EVALSHA of a trivial one-key script on the same Redis, with the same client
+ * settings and the same concurrency.
+ *
+ * A plain Node script, not part of the test suite. Jest's module sandbox slows JavaScript
+ * down several times (the memory store ran 5x slower under it), which would skew a
+ * comparison between client-heavy and client-light operations, so it is compiled with tsc
+ * and run by node. From the repository root:
+ *
+ *   npx tsc --outDir dist/bench --rootDir . --module commonjs --target es2022 \
+ *     --moduleResolution node --esModuleInterop --skipLibCheck --strict --types node,jest \
+ *     test/bench/bucket-store.bench.ts && node dist/bench/test/bench/bucket-store.bench.js
+ *
+ * It imports the store files by relative path, not through `@tokenguard/bucket-store`, so
+ * that tsc without the path aliases compiles exactly what it needs.
+ *
+ * Environment: TEST_REDIS_URL (default redis://127.0.0.1:6379), BENCH_SECONDS per
+ * measurement (default 3), BENCH_CONCURRENCY (default "1,16,64").
+ *
+ * One operation of a store = reserve(5 scopes) then settle, two round trips for Redis. One
+ * operation of the baseline = one EVALSHA. Target: the Redis store at 64 in flight reaches at
+ * least 50% of the baseline's operations per second.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
+import type {
+  BucketPolicy,
+  BucketStore,
+  ScopeRef,
+  ScopeType,
+} from '../../libs/bucket-store/src/bucket-store.interface';
+import { MemoryBucketStore } from '../../libs/bucket-store/src/memory-bucket.store';
+import { RedisBucketStore } from '../../libs/bucket-store/src/redis-bucket.store';
+import {
+  type RedisClient,
+  createRedisClient,
+  waitForRedisReady,
+} from '../../libs/bucket-store/src/redis-client';
+import { testRedisUrl } from '../../libs/bucket-store/src/testing/redis-availability';
+import {
+  deleteNamespace,
+  uniqueNamespace,
+} from '../../libs/bucket-store/src/testing/redis-test-store';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const WARMUP_MS = 500;
+// Each measurement is split into rounds that alternate with the other measurements, so that
+// load from other processes on the machine falls on all of them alike.
+const ROUNDS = 3;
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
+const URL = testRedisUrl();
+
+// Budgets that never run out, so every reserve is admitted and does the full work.
+const HUGE: BucketPolicy = { capacity: 1e12, refillPerSec: 1e9 };
+const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+  global: HUGE,
+  team: HUGE,
+  rolegroup: HUGE,
+  role: HUGE,
+  user: HUGE,
+};
+
+const TRIVIAL_SCRIPT = "return redis.call('INCR', KEYS[1])";
+
+type Op = (n: number) => Promise<unknown>;
+
+interface Sample {
+  readonly latencies: number[];
+  elapsedMs: number;
+}
+
+interface Figures {
+  readonly opsPerSec: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/** Five scopes as a request carries them; ids vary per operation like real traffic. */
+function scopesFor(n: number): ScopeRef[] {
+  return [
+    { type: 'global', id: 'global' },
+    { type: 'team', id: `team-${n % 10}` },
+    { type: 'rolegroup', id: `rg-${n % 5}` },
+    { type: 'role', id: `role-${n % 20}` },
+    { type: 'user', id: `user-${n % 1_000}` },
+  ];
+}
+
+function storeOp(store: BucketStore, run: string): Op {
+  return async (n) => {
+    const reservationId = `${run}-${n}`;
+    await store.reserve({ reservationId, scopes: scopesFor(n), tokens: 100 });
+    await store.settle(reservationId, 60);
+  };
+}
+
+const newSample = (): Sample => ({ latencies: [], elapsedMs: 0 });
+
+/** `concurrency` loops calling `op` back to back for `ms`, recording every call's latency. */
+async function load(sample: Sample, concurrency: number, ms: number, op: Op): Promise<void> {
+  let sequence = 0;
+  const started = performance.now();
+  const end = started + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const n = sequence++;
+        const t0 = performance.now();
+        await op(n);
+        sample.latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  sample.elapsedMs += performance.now() - started;
+}
+
+function figures(sample: Sample): Figures {
+  const sorted = [...sample.latencies].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return {
+    opsPerSec: (sorted.length / sample.elapsedMs) * 1_000,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+  };
+}
+
+/** Warm every op up, then measure them in alternating rounds. */
+async function measureAll(concurrency: number, ops: readonly Op[]): Promise<Figures[]> {
+  for (const op of ops) await load(newSample(), concurrency, WARMUP_MS, op);
+  const samples = ops.map(newSample);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < ops.length; i++) {
+      await load(samples[i], concurrency, (SECONDS * 1_000) / ROUNDS, ops[i]);
+    }
+  }
+  return samples.map(figures);
+}
+
+function connect(): RedisClient {
+  const client = createRedisClient({ url: URL, commandTimeoutMs: 5_000 });
+  client.on('error', () => undefined);
+  return client;
+}
+
+function row(name: string, concurrency: number, f: Figures, baseline?: Figures): string {
+  const ratio =
+    baseline === undefined ? '' : `${((f.opsPerSec / baseline.opsPerSec) * 100).toFixed(0)}%`;
+  return [
+    name.padEnd(28),
+    String(concurrency).padStart(4),
+    f.opsPerSec.toFixed(0).padStart(10),
+    f.p50Ms.toFixed(3).padStart(9),
+    f.p99Ms.toFixed(3).padStart(9),
+    ratio.padStart(12),
+  ].join(' ');
+}
+
+async function main(): Promise<void> {
+  const client = connect() as Redis;
+  await waitForRedisReady(client);
+  const namespace = uniqueNamespace('bench');
+  const redisStore = new RedisBucketStore({ client: connect(), namespace, defaults: DEFAULTS });
+  await waitForRedisReady(redisStore.client);
+  const memoryStore = new MemoryBucketStore({ defaults: DEFAULTS });
+  const sha = String(await client.script('LOAD', TRIVIAL_SCRIPT));
+  const baselineKey = `tg:{${namespace}}:bench-baseline`;
+
+  const lines = [
+    `Redis ${URL}; ${SECONDS} s per measurement in ${ROUNDS} alternating rounds after a ` +
+      `${WARMUP_MS} ms warm-up; node ${process.version}`,
+    'store op = reserve(5 scopes) + settle; baseline op = one EVALSHA of a trivial 1-key script',
+    '',
+    [
+      'op'.padEnd(28),
+      'c'.padStart(4),
+      'ops/s'.padStart(10),
+      'p50 ms'.padStart(9),
+      'p99 ms'.padStart(9),
+      'vs baseline'.padStart(12),
+    ].join(' '),
+  ];
+  const verdicts: string[] = [];
+  try {
+    for (const c of CONCURRENCY) {
+      const [baseline, redis, memory] = await measureAll(c, [
+        () => client.evalsha(sha, 1, baselineKey),
+        storeOp(redisStore, `redis-${c}`),
+        storeOp(memoryStore, `memory-${c}`),
+      ]);
+      lines.push(row('baseline EVALSHA (trivial)', c, baseline));
+      lines.push(row('RedisBucketStore', c, redis, baseline));
+      lines.push(row('MemoryBucketStore', c, memory, baseline));
+      if (c === 64) {
+        const ratio = redis.opsPerSec / baseline.opsPerSec;
+        verdicts.push(
+          `target (Redis store at 64 in flight >= 50% of baseline ops/s): ` +
+            `${(ratio * 100).toFixed(0)}% -> ${ratio >= 0.5 ? 'met' : 'MISSED'}`,
+          `  counting reserve and settle as one call each: ` +
+            `${(ratio * 200).toFixed(0)}% of the baseline's calls/s`,
+        );
+      }
+    }
+  } finally {
+    await deleteNamespace(client, namespace);
+    await redisStore.close();
+    await memoryStore.close();
+    await client.quit();
+  }
+  process.stdout.write(`${[...lines, '', ...verdicts].join('\n')}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

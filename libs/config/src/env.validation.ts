@@ -61,7 +61,10 @@ function Capacity(): PropertyDecorator {
   return (target, key) => {
     Transform(toNumber)(target, key);
     IsOptional()(target, key);
-    IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'must be a number' })(target, key);
+    IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'must be a number' })(
+      target,
+      key,
+    );
     Min(0, { message: 'must not be negative' })(target, key);
     Max(MAX_CAPACITY, { message: `must be at most ${MAX_CAPACITY}` })(target, key);
   };

@@ -172,6 +172,9 @@ describe('POST /v1/chat/completions (supertest)', () => {
       type: 'server_error',
     });
     expect(await userTokens(h, 'user', 'henry')).toBe(1000);
+    // The headers describe the bucket after the refund, not after the reservation.
+    expect(res.headers['x-ratelimit-remaining-tokens']).toBe('1000');
+    expect(h.mock.requests).toHaveLength(1);
   });
 
   it('passes an upstream 4xx through unchanged and refunds', async () => {

@@ -31,11 +31,14 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     const { status, body, headers } = this.toOpenAIError(exception);
 
-    if (status >= 500) {
+    if (!(exception instanceof HttpException)) {
       this.logger.error(
-        `${request.method} ${request.url} failed with ${status}`,
-        exception instanceof Error ? exception.stack : String(exception),
+        `${request.method} ${request.url} failed: ${String(exception)}`,
+        exception instanceof Error ? exception.stack : undefined,
       );
+    } else if (status >= 500) {
+      // Deliberate answers (upstream down, store down): one line, no stack.
+      this.logger.warn(`${request.method} ${request.url} → ${status} ${body.error.code ?? ''}`);
     }
     // A stream that already sent bytes cannot take an error body any more.
     if (reply.sent || reply.raw.headersSent) {

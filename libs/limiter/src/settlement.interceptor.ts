@@ -26,16 +26,22 @@ export class SettlementInterceptor implements NestInterceptor {
     if (!rateLimit) return next.handle();
     const reply = http.getResponse<FastifyReply>();
 
+    // The remaining-tokens header is rewritten after settling, so it reflects the real cost
+    // (or the refund) rather than the estimate reserved before the call.
+    const settleAndReport = async (): Promise<void> => {
+      const { refunded } = await this.settlement.settle(rateLimit);
+      const tightest = tightestBucket(rateLimit.buckets);
+      if (tightest && !reply.sent) void reply.headers(rateLimitHeaders(tightest, refunded));
+    };
+
     return next.handle().pipe(
       mergeMap(async (body: unknown) => {
-        const { refunded } = await this.settlement.settle(rateLimit);
-        const tightest = tightestBucket(rateLimit.buckets);
-        if (tightest && !reply.sent) void reply.headers(rateLimitHeaders(tightest, refunded));
+        await settleAndReport();
         return body;
       }),
       // No recorded outcome means nothing was consumed upstream: settle() refunds in full.
       catchError((error: unknown) =>
-        from(this.settlement.settle(rateLimit)).pipe(mergeMap(() => throwError(() => error))),
+        from(settleAndReport()).pipe(mergeMap(() => throwError(() => error))),
       ),
     );
   }

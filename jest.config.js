@@ -1,5 +1,13 @@
 /** Single jest config for unit specs (beside the code) and e2e/contract suites (test/). */
-const aliases = ['common', 'config', 'bucket-store', 'limiter', 'estimator', 'openai-proxy'];
+const aliases = [
+  'common',
+  'config',
+  'bucket-store',
+  'limiter',
+  'estimator',
+  'openai-proxy',
+  'health',
+];
 
 module.exports = {
   testEnvironment: 'node',

@@ -3,10 +3,17 @@ import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { BucketStoreModule } from '@tokenguard/bucket-store';
 import { createOpenAIValidationPipe, OpenAIExceptionFilter } from '@tokenguard/common';
 import { AppConfigModule, type AppConfigModuleOptions } from '@tokenguard/config';
-import { LimiterGuard, LimiterModule, SettlementInterceptor } from '@tokenguard/limiter';
+import {
+  LimiterGuard,
+  LimiterModule,
+  SettlementInterceptor,
+  translateStoreErrors,
+} from '@tokenguard/limiter';
+import { HealthModule } from '@tokenguard/health';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
 import { BucketsController } from './admin/buckets.controller';
 import { BudgetsController } from './admin/budgets.controller';
+import { HealthController } from './health/health.controller';
 import { StatusController } from './status/status.controller';
 import { ChatCompletionsController } from './v1/chat-completions.controller';
 
@@ -22,15 +29,20 @@ export class GatewayModule {
         BucketStoreModule,
         LimiterModule,
         OpenAIProxyModule,
+        HealthModule,
       ],
       controllers: [
+        HealthController,
         StatusController,
         BudgetsController,
         BucketsController,
         ChatCompletionsController,
       ],
       providers: [
-        { provide: APP_FILTER, useClass: OpenAIExceptionFilter },
+        {
+          provide: APP_FILTER,
+          useFactory: () => new OpenAIExceptionFilter([translateStoreErrors]),
+        },
         { provide: APP_PIPE, useFactory: createOpenAIValidationPipe },
         { provide: APP_GUARD, useExisting: LimiterGuard },
         { provide: APP_INTERCEPTOR, useExisting: SettlementInterceptor },

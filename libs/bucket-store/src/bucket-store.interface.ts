@@ -52,9 +52,16 @@ export type ReserveResult = ReserveAdmitted | ReserveRejected;
 export interface ReserveAdmitted {
   readonly admitted: true;
   readonly reservationId: string;
-  /** Every scope of the request after the charge, in request order. */
+  /** Every scope of the request after the charge, in request order (empty when uncounted). */
   readonly buckets: readonly BucketSnapshot[];
+  /**
+   * Set when the shared store was unreachable: `local` = charged to this instance's own
+   * buckets, `open` = admitted without counting. Absent in normal operation.
+   */
+  readonly degraded?: DegradedMode;
 }
+
+export type DegradedMode = 'open' | 'local';
 
 export interface ReserveRejected {
   readonly admitted: false;

@@ -1,21 +1,64 @@
-import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { AppConfig } from '@tokenguard/config';
 import { BUCKET_STORE, type BucketStore } from './bucket-store.interface';
+import { FailoverBucketStore, type StoreTransition } from './failover-bucket.store';
 import { MemoryBucketStore } from './memory-bucket.store';
+import { RedisBucketStore } from './redis-bucket.store';
+import { createRedisClient, waitForRedisReady } from './redis-client';
 
-function createBucketStore(config: AppConfig): BucketStore {
-  if (config.redisUrl !== undefined) {
-    throw new Error(
-      'REDIS_URL is set, but this build has only the in-memory store; unset REDIS_URL to run on it.',
-    );
-  }
-  return new MemoryBucketStore({
-    defaults: config.limits.defaults,
-    reservationTtlMs: config.limits.reservationTtlMs,
+const logger = new Logger('BucketStore');
+
+/** How long boot waits for Redis before starting in the configured failure mode. */
+const BOOT_WAIT_MS = 3000;
+
+async function createBucketStore(config: AppConfig): Promise<BucketStore> {
+  const { redis, failureMode } = config.store;
+  const { defaults, reservationTtlMs } = config.limits;
+  if (!redis) return new MemoryBucketStore({ defaults, reservationTtlMs });
+
+  const client = createRedisClient({
+    url: redis.url,
+    clusterNodes: redis.clusterNodes.length > 0 ? redis.clusterNodes : undefined,
+    commandTimeoutMs: redis.commandTimeoutMs,
+    connectionName: 'tokenguard',
   });
+  // Outages are reported once per transition by the failover store; ioredis would otherwise
+  // print every reconnection attempt.
+  client.on('error', () => undefined);
+  const store = new FailoverBucketStore({
+    primary: new RedisBucketStore({
+      client,
+      namespace: redis.namespace,
+      defaults,
+      reservationTtlMs,
+    }),
+    mode: failureMode,
+    defaults,
+    reservationTtlMs,
+    onTransition: logTransition,
+  });
+  // A gateway that boots while Redis is down still starts (probes and traffic see the mode).
+  await waitForRedisReady(client, BOOT_WAIT_MS).catch(() => undefined);
+  await store.check();
+  return store;
 }
 
-/** Provides `BUCKET_STORE` to the whole app, chosen from configuration. */
+function logTransition(event: StoreTransition): void {
+  if (event.healthy) {
+    logger.log(`Redis is reachable again after ${event.downForMs} ms; shared budgets are back.`);
+    return;
+  }
+  const consequence = {
+    closed: 'charged requests are refused with 503 store_unavailable',
+    open: 'requests are admitted WITHOUT counting (x-tokenguard-degraded: store)',
+    local: 'requests are charged to this instance only (x-tokenguard-degraded: store)',
+  }[event.mode];
+  logger.error(
+    `Redis is unreachable (${event.error.message}); STORE_FAILURE_MODE=${event.mode}: ${consequence}.`,
+  );
+}
+
+/** Provides `BUCKET_STORE` to the whole app: Redis behind a failure mode, or in-memory. */
 @Global()
 @Module({
   providers: [{ provide: BUCKET_STORE, inject: [AppConfig], useFactory: createBucketStore }],

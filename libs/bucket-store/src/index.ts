@@ -19,3 +19,10 @@ export {
 } from './redis-client';
 export { DEFAULT_NAMESPACE, redisKeys, type RedisKeys } from './redis-keys';
 export { BucketStoreUnavailableError } from './store-unavailable.error';
+export {
+  FailoverBucketStore,
+  type FailoverBucketStoreOptions,
+  type StoreFailureMode,
+  type StoreState,
+  type StoreTransition,
+} from './failover-bucket.store';

@@ -9,6 +9,8 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type OpenAIErrorBody, OpenAIException, openAIErrorBody } from './openai-error';
 
+export type ErrorTranslator = (error: unknown) => OpenAIException | undefined;
+
 /** Codes for the errors Fastify raises before a handler runs (Nest maps them to HttpException). */
 const CODE_BY_STATUS: Readonly<Record<number, string>> = {
   404: 'not_found',
@@ -25,7 +27,14 @@ const CODE_BY_STATUS: Readonly<Record<number, string>> = {
 export class OpenAIExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  /**
+   * @param translators turn other libraries' domain errors (a store outage, say) into
+   * OpenAIExceptions; the first that returns one wins.
+   */
+  constructor(private readonly translators: readonly ErrorTranslator[] = []) {}
+
+  catch(thrown: unknown, host: ArgumentsHost): void {
+    const exception = this.translate(thrown);
     const http = host.switchToHttp();
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();
@@ -46,6 +55,14 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
       return;
     }
     void reply.status(status).headers(headers).type('application/json').send(body);
+  }
+
+  private translate(exception: unknown): unknown {
+    for (const translator of this.translators) {
+      const translated = translator(exception);
+      if (translated) return translated;
+    }
+    return exception;
   }
 
   private toOpenAIError(exception: unknown): {

@@ -18,6 +18,25 @@ export interface BudgetPolicy {
 
 export type BudgetScopeType = 'global' | 'team' | 'rolegroup' | 'role' | 'user';
 
+export type StoreFailureMode = 'closed' | 'open' | 'local';
+
+export interface RedisConfig {
+  /** `redis://` or `rediss://` URL (password and db index included); unset with a cluster. */
+  readonly url: string | undefined;
+  /** Seed nodes of a Redis Cluster (`host:port` or URLs); empty for a single Redis. */
+  readonly clusterNodes: readonly string[];
+  /** Keys live under `tg:{<namespace>}:`; instances sharing it share budgets. */
+  readonly namespace: string;
+  readonly commandTimeoutMs: number;
+}
+
+export interface StoreConfig {
+  /** Unset: the in-memory store (one instance). */
+  readonly redis: RedisConfig | undefined;
+  /** What the gateway does while Redis is unreachable. */
+  readonly failureMode: StoreFailureMode;
+}
+
 export interface LimitsConfig {
   /** Default budget per scope type; per-id overrides live in the store. */
   readonly defaults: Readonly<Record<BudgetScopeType, BudgetPolicy>>;
@@ -38,7 +57,7 @@ export abstract class AppConfig {
   abstract readonly port: number;
   abstract readonly logLevel: LogLevel;
   abstract readonly bodyLimitBytes: number;
-  abstract readonly redisUrl: string | undefined;
+  abstract readonly store: StoreConfig;
   abstract readonly upstream: UpstreamConfig;
   abstract readonly limits: LimitsConfig;
 }

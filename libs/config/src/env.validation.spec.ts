@@ -4,7 +4,7 @@ describe('loadAppConfig', () => {
   it('applies the documented defaults to an empty environment', () => {
     const config = loadAppConfig({});
     expect(config.port).toBe(8000);
-    expect(config.redisUrl).toBeUndefined();
+    expect(config.store).toEqual({ redis: undefined, failureMode: 'local' });
     expect(config.upstream.apiKey).toBeUndefined();
     expect(config.upstream.baseUrl).toBe('https://api.openai.com/v1');
     expect(config.limits.defaults).toEqual({
@@ -31,7 +31,30 @@ describe('loadAppConfig', () => {
     expect(config.limits.defaults.user).toEqual({ capacity: 250.5, refillPerSec: 0 });
     expect(config.limits.enforceGlobalScope).toBe(true);
     expect(config.upstream.baseUrl).toBe('http://127.0.0.1:8080/v1');
-    expect(config.redisUrl).toBe('redis://:pw@localhost:6379/2');
+    expect(config.store.redis).toEqual({
+      url: 'redis://:pw@localhost:6379/2',
+      clusterNodes: [],
+      namespace: 'tokenguard',
+      commandTimeoutMs: 500,
+    });
+  });
+
+  it('reads a Redis Cluster, a namespace and the failure mode', () => {
+    const config = loadAppConfig({
+      REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7000 ,10.0.0.3:7000',
+      REDIS_NAMESPACE: 'prod-eu',
+      REDIS_COMMAND_TIMEOUT_MS: '250',
+      STORE_FAILURE_MODE: 'closed',
+    });
+    expect(config.store).toEqual({
+      redis: {
+        url: undefined,
+        clusterNodes: ['10.0.0.1:7000', '10.0.0.2:7000', '10.0.0.3:7000'],
+        namespace: 'prod-eu',
+        commandTimeoutMs: 250,
+      },
+      failureMode: 'closed',
+    });
   });
 
   it('treats blank values as unset', () => {
@@ -48,6 +71,9 @@ describe('loadAppConfig', () => {
     ['REDIS_URL', 'http://localhost'],
     ['LOG_LEVEL', 'loud'],
     ['DEFAULT_MAX_OUTPUT_TOKENS', '0'],
+    ['STORE_FAILURE_MODE', 'sometimes'],
+    ['REDIS_NAMESPACE', '{hot}'],
+    ['REDIS_CLUSTER_NODES', 'a:1,,b:2'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadAppConfig({ [name]: value })).toThrow(ConfigValidationError);
     expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^\\s+- ${name}:`, 'm'));

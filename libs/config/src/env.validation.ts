@@ -7,13 +7,14 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   Min,
   MinLength,
   validateSync,
   type ValidationError,
 } from 'class-validator';
-import type { AppConfig, LogLevel, NodeEnv } from './app-config';
+import type { AppConfig, LogLevel, NodeEnv, StoreFailureMode } from './app-config';
 
 /** Milli-token levels must stay exact in a double (and in Lua). */
 const MAX_CAPACITY = 1e12;
@@ -27,6 +28,7 @@ const LOG_LEVELS: readonly LogLevel[] = [
   'silent',
 ];
 const NODE_ENVS: readonly NodeEnv[] = ['development', 'production', 'test'];
+const STORE_FAILURE_MODES: readonly StoreFailureMode[] = ['closed', 'open', 'local'];
 
 /** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */
 const blankToUndefined = (value: unknown): unknown =>
@@ -101,6 +103,21 @@ class EnvironmentVariables {
   @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false, require_protocol: true })
   REDIS_URL?: string;
 
+  /** Comma-separated seed nodes; split after validation. */
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @Matches(/^[^,\s]+(\s*,\s*[^,\s]+)*$/, { message: 'must be a comma-separated list of host:port' })
+  REDIS_CLUSTER_NODES?: string;
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'must be 1-64 characters from A-Z a-z 0-9 . _ -' })
+  REDIS_NAMESPACE?: string;
+  @IntInRange(1, 60_000) REDIS_COMMAND_TIMEOUT_MS?: number;
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsIn(STORE_FAILURE_MODES, { message: `must be one of ${STORE_FAILURE_MODES.join(', ')}` })
+  STORE_FAILURE_MODE?: StoreFailureMode;
+
   @Capacity() CAP_GLOBAL?: number;
   @Capacity() CAP_TEAM?: number;
   @Capacity() CAP_ROLEGROUP?: number;
@@ -140,6 +157,9 @@ export const CONFIG_DEFAULTS = {
   TOKEN_ADJUSTMENT_THRESHOLD: 0,
   DEFAULT_MAX_OUTPUT_TOKENS: 256,
   RESERVATION_TTL_SECONDS: 600,
+  REDIS_NAMESPACE: 'tokenguard',
+  REDIS_COMMAND_TIMEOUT_MS: 500,
+  STORE_FAILURE_MODE: 'local',
 } as const;
 
 export class ConfigValidationError extends Error {
@@ -188,7 +208,10 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     port: env.PORT ?? d.PORT,
     logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
     bodyLimitBytes: env.BODY_LIMIT_BYTES ?? d.BODY_LIMIT_BYTES,
-    redisUrl: env.REDIS_URL,
+    store: {
+      redis: redisConfig(env),
+      failureMode: env.STORE_FAILURE_MODE ?? d.STORE_FAILURE_MODE,
+    },
     upstream: {
       apiKey: env.OPENAI_API_KEY,
       baseUrl: (env.OPENAI_BASE_URL ?? d.OPENAI_BASE_URL).replace(/\/+$/, ''),
@@ -210,6 +233,20 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     },
   };
   return deepFreeze(config);
+}
+
+function redisConfig(env: EnvironmentVariables): AppConfig['store']['redis'] {
+  const clusterNodes = (env.REDIS_CLUSTER_NODES ?? '')
+    .split(',')
+    .map((node) => node.trim())
+    .filter((node) => node !== '');
+  if (env.REDIS_URL === undefined && clusterNodes.length === 0) return undefined;
+  return {
+    url: env.REDIS_URL,
+    clusterNodes,
+    namespace: env.REDIS_NAMESPACE ?? CONFIG_DEFAULTS.REDIS_NAMESPACE,
+    commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS ?? CONFIG_DEFAULTS.REDIS_COMMAND_TIMEOUT_MS,
+  };
 }
 
 function deepFreeze<T extends object>(value: T): T {

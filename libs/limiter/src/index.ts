@@ -6,3 +6,4 @@ export * from './rate-limit-headers';
 export * from './scope-resolver';
 export * from './settlement.interceptor';
 export * from './settlement.service';
+export * from './store-errors';

@@ -25,6 +25,8 @@ import { rateLimitHeaders, tightestBucket } from './rate-limit-headers';
 import { resolveScopes } from './scope-resolver';
 import { SettlementService } from './settlement.service';
 
+export const DEGRADED_HEADER = 'x-tokenguard-degraded';
+
 /**
  * Runs before every charged handler: validates the body and identity, estimates the cost and
  * reserves it in every scope at once. Anything that fails here costs nothing.
@@ -68,8 +70,11 @@ export class LimiterGuard implements CanActivate {
       estimate,
       scopes,
       result.buckets,
+      result.degraded,
     );
     attachRateLimitContext(request, rateLimit);
+    // Nobody should mistake uncounted or per-instance traffic for normally limited traffic.
+    if (result.degraded) void reply.header(DEGRADED_HEADER, `store; mode=${result.degraded}`);
     const tightest = tightestBucket(result.buckets);
     if (tightest) void reply.headers(rateLimitHeaders(tightest));
     // Safety net: whatever happens next, the reservation is closed when the response is.

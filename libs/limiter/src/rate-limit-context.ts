@@ -1,4 +1,9 @@
-import type { BucketSnapshot, ScopeRef, SettleResult } from '@tokenguard/bucket-store';
+import type {
+  BucketSnapshot,
+  DegradedMode,
+  ScopeRef,
+  SettleResult,
+} from '@tokenguard/bucket-store';
 import type { TokenEstimate } from '@tokenguard/estimator';
 
 /** What the upstream call turned out to cost. */
@@ -22,6 +27,8 @@ export class RateLimitContext {
     readonly estimate: TokenEstimate,
     readonly scopes: readonly ScopeRef[],
     readonly buckets: readonly BucketSnapshot[],
+    /** Admitted while the shared store was down (see STORE_FAILURE_MODE). */
+    readonly degraded?: DegradedMode,
   ) {}
 
   recordUsage(totalTokens: number): void {

@@ -28,6 +28,8 @@ export class SettlementService {
   }
 
   settle(context: RateLimitContext): Promise<SettleResult> {
+    // Admitted uncounted (store down, STORE_FAILURE_MODE=open): there is nothing to close.
+    if (context.degraded === 'open') context.settlement ??= Promise.resolve(NOT_APPLIED);
     context.settlement ??= this.store
       .settle(context.reservationId, this.actualTokens(context))
       .catch((error: unknown) => {

@@ -117,11 +117,6 @@ describe('bad input is refused in the OpenAI error shape and costs nothing', () 
     expect((res.body as ErrorBody).error.param).toBe(param);
   });
 
-  it('stream: true is refused clearly until streaming lands', async () => {
-    const res = await post(chatBody({ stream: true })).expect(400);
-    expect((res.body as ErrorBody).error).toMatchObject({ param: 'stream' });
-  });
-
   it('unknown routes answer 404 in the OpenAI shape', async () => {
     const res = await request(h.url).post('/v1/nope').send({}).expect(404);
     expect((res.body as ErrorBody).error.type).toBe('not_found_error');

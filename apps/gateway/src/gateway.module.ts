@@ -16,6 +16,9 @@ import { BudgetsController } from './admin/budgets.controller';
 import { HealthController } from './health/health.controller';
 import { StatusController } from './status/status.controller';
 import { ChatCompletionsController } from './v1/chat-completions.controller';
+import { EmbeddingsController } from './v1/embeddings.controller';
+import { ModelsController } from './v1/models.controller';
+import { ResponsesController } from './v1/responses.controller';
 
 export type GatewayModuleOptions = AppConfigModuleOptions;
 
@@ -37,6 +40,9 @@ export class GatewayModule {
         BudgetsController,
         BucketsController,
         ChatCompletionsController,
+        ResponsesController,
+        EmbeddingsController,
+        ModelsController,
       ],
       providers: [
         {

@@ -1,4 +1,10 @@
-import { type ChatPromptInput, type TokenCount, TokenCounter } from '@tokenguard/estimator';
+import {
+  type ChatPromptInput,
+  countResponseInputTokens,
+  type ResponsePromptInput,
+  type TokenCount,
+  TokenCounter,
+} from '@tokenguard/estimator';
 
 /**
  * The gateway's estimator, with a generous time budget. By default it gives each estimate
@@ -14,6 +20,11 @@ export function countText(text: string, model: string): TokenCount {
 
 export function countChatPrompt(input: ChatPromptInput): TokenCount {
   return counter.countChatPrompt(input);
+}
+
+/** Input tokens of a Responses API request, by the estimator's own rule. */
+export function countResponseInput(input: ResponsePromptInput): TokenCount {
+  return countResponseInputTokens(input, counter);
 }
 
 /** Loads every encoding now (about a second), so that no request pays for it. */

@@ -1,4 +1,9 @@
-import { type ChatPromptInput, TokenCounter } from '@tokenguard/estimator';
+import {
+  type ChatPromptInput,
+  countResponseInputTokens,
+  type ResponsePromptInput,
+  TokenCounter,
+} from '@tokenguard/estimator';
 import OpenAI, {
   APIConnectionError,
   AuthenticationError,
@@ -14,6 +19,9 @@ import { MockOpenAIServer, startMockOpenAI } from './index';
 type ChatParams = OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
 type ChatStreamParams = OpenAI.Chat.ChatCompletionCreateParamsStreaming;
 type ChatChunk = OpenAI.Chat.ChatCompletionChunk;
+type ResponseEvent = OpenAI.Responses.ResponseStreamEvent;
+type ResponseParams = OpenAI.Responses.ResponseCreateParamsNonStreaming;
+type ResponseStreamParams = OpenAI.Responses.ResponseCreateParamsStreaming;
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -28,6 +36,12 @@ function countChatPromptTokens(input: ChatPromptInput): { tokens: number } {
 }
 function countTextTokens(text: string, model: string): number {
   const count = estimator.countText(text, model);
+  expect(count.exact).toBe(true);
+  return count.tokens;
+}
+
+function countResponseInput(input: ResponsePromptInput): number {
+  const count = countResponseInputTokens(input, estimator);
   expect(count.exact).toBe(true);
   return count.tokens;
 }
@@ -55,6 +69,33 @@ async function sse(url: string, body: object): Promise<{ status: number; events:
     .map((block) => {
       expect(block.startsWith('data: ')).toBe(true);
       return block.slice('data: '.length);
+    });
+  return { status: res.statusCode, events };
+}
+
+/** Raw Responses API SSE: each block's `event:` name and parsed `data:`. */
+async function responseSse(
+  url: string,
+  body: object,
+): Promise<{ status: number; events: { event: string; data: ResponseEvent }[] }> {
+  const res = await httpRequest(`${url}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  const events = text
+    .split('\n\n')
+    .filter((block) => block.length > 0)
+    .map((block) => {
+      const lines = block.split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0].startsWith('event: ')).toBe(true);
+      expect(lines[1].startsWith('data: ')).toBe(true);
+      return {
+        event: lines[0].slice('event: '.length),
+        data: JSON.parse(lines[1].slice('data: '.length)) as ResponseEvent,
+      };
     });
   return { status: res.statusCode, events };
 }
@@ -352,6 +393,399 @@ describe('mock-openai (e2e)', () => {
       await expect(
         client.embeddings.create({ model: 'text-embedding-3-small', input: '' }),
       ).rejects.toBeInstanceOf(BadRequestError);
+    });
+  });
+
+  describe('responses (JSON)', () => {
+    const INSTRUCTIONS = 'You are a helpful assistant.';
+    const QUESTION = 'What is the weather in Paris?';
+
+    it('answers in OpenAI shape, input counted by the estimator rule (known vector)', async () => {
+      const { data, response } = await client.responses
+        .create({ model: MODEL, instructions: INSTRUCTIONS, input: QUESTION })
+        .withResponse();
+      expect(data).toMatchObject({
+        object: 'response',
+        status: 'completed',
+        model: MODEL,
+        error: null,
+        incomplete_details: null,
+        instructions: INSTRUCTIONS,
+        max_output_tokens: null,
+        tools: [],
+      });
+      expect(data.id).toMatch(/^resp_[0-9a-f]{32}$/);
+      expect(Math.abs(data.created_at - Date.now() / 1000)).toBeLessThan(5);
+      expect(data.output).toHaveLength(1);
+      const [message] = data.output as OpenAI.Responses.ResponseOutputMessage[];
+      expect(message).toMatchObject({ type: 'message', status: 'completed', role: 'assistant' });
+      expect(message.id).toMatch(/^msg_[0-9a-f]{32}$/);
+      expect(message.content).toHaveLength(1);
+      expect(message.content[0]).toMatchObject({ type: 'output_text', annotations: [] });
+      const text = (message.content[0] as OpenAI.Responses.ResponseOutputText).text;
+      expect(data.output_text).toBe(text); // the SDK's convenience field, built from output
+      expect(countTextTokens(text, MODEL)).toBe(16);
+      // (3 + system 1 + 6) + (3 + user 1 + 7) + 3 priming, in o200k_base.
+      expect(
+        countResponseInput({ model: MODEL, instructions: INSTRUCTIONS, input: QUESTION }),
+      ).toBe(24);
+      expect(data.usage).toEqual({
+        input_tokens: 24,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens: 16,
+        output_tokens_details: { reasoning_tokens: 0 },
+        total_tokens: 40,
+      });
+      expect(response.headers.get('content-type')).toBe('application/json');
+      expect(response.headers.get('x-ratelimit-remaining-tokens')).toBe(String(10_000_000 - 40));
+    });
+
+    it('counts input items (messages, parts, images, function calls, tools) like the estimator', async () => {
+      const input: OpenAI.Responses.ResponseInput = [
+        { role: 'developer', content: 'Answer briefly.' },
+        {
+          role: 'user',
+          content: [
+            { type: 'input_text', text: 'What is in this picture, and the weather?' },
+            { type: 'input_image', detail: 'low', image_url: 'data:image/png;base64,AAAA' },
+          ],
+        },
+        {
+          type: 'function_call',
+          call_id: 'call_1',
+          name: 'get_weather',
+          arguments: '{"city":"Paris"}',
+        },
+        { type: 'function_call_output', call_id: 'call_1', output: '{"temperature":21}' },
+      ];
+      const tools: OpenAI.Responses.Tool[] = [
+        {
+          type: 'function',
+          name: 'get_weather',
+          description: 'Current weather for a city',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+          strict: false,
+        },
+      ];
+      const data = await client.responses.create({ model: MODEL, input, tools });
+      expect(data.usage?.input_tokens).toBe(countResponseInput({ model: MODEL, input, tools }));
+      expect(data.tools).toEqual(tools);
+    });
+
+    it('a reply cut by max_output_tokens is incomplete, as with OpenAI', async () => {
+      const data = await client.responses.create({
+        model: MODEL,
+        input: QUESTION,
+        max_output_tokens: 20,
+      });
+      expect(data.status).toBe('incomplete');
+      expect(data.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+      expect(data.output[0]).toMatchObject({ type: 'message', status: 'incomplete' });
+      expect(data.max_output_tokens).toBe(20);
+      expect(data.usage?.output_tokens).toBe(20);
+      expect(countTextTokens(data.output_text, MODEL)).toBe(20);
+    });
+
+    it('the completionTokens knob shortens the reply, which then completes', async () => {
+      const data = await client.responses.create({
+        model: MODEL,
+        input: QUESTION,
+        max_output_tokens: 100,
+        mock: { completionTokens: 5 },
+      } as ResponseParams);
+      expect(data.status).toBe('completed');
+      expect(data.usage?.output_tokens).toBe(5);
+      expect(JSON.stringify(data)).not.toContain('mock');
+    });
+
+    it.each([
+      [{ input: 'x' }, 'model'],
+      [{ model: MODEL, input: 42 }, 'input'],
+      [{ model: MODEL, input: ['loose'] }, 'input[0]'],
+      [{ model: MODEL, input: [{ role: 'robot', content: 'x' }] }, 'input[0].role'],
+      [{ model: MODEL, input: [{ content: 'x' }] }, 'input[0].role'],
+      [{ model: MODEL, input: [{ role: 'user' }] }, 'input[0].content'],
+      [{ model: MODEL, input: 'x', instructions: 7 }, 'instructions'],
+      [{ model: MODEL, input: 'x', tools: {} }, 'tools'],
+      [{ model: MODEL, input: 'x', max_output_tokens: 15 }, 'max_output_tokens'],
+      [{ model: MODEL, input: 'x', stream_options: {} }, 'stream_options'],
+      [
+        { model: MODEL, input: 'x', stream: true, stream_options: { include_usage: true } },
+        'stream_options.include_usage',
+      ],
+    ])('answers an invalid body %p with a 400 naming %s', async (body, param) => {
+      const res = await request(server.url).post('/v1/responses').send(body);
+      expect(res.status).toBe(400);
+      expect((res.body as ErrorBody).error.param).toBe(param);
+    });
+
+    it('accepts any other kind of item, counted by its JSON', async () => {
+      const input = [{ type: 'item_reference', id: 'msg_abc' }] as OpenAI.Responses.ResponseInput;
+      const data = await client.responses.create({ model: MODEL, input });
+      expect(data.usage?.input_tokens).toBe(countResponseInput({ model: MODEL, input }));
+    });
+  });
+
+  describe('responses (SSE)', () => {
+    const ORDER_HEAD = [
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+    ];
+    const ORDER_TAIL = [
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ];
+
+    it('streams typed events in OpenAI order through the SDK, usage on response.completed', async () => {
+      const stream = await client.responses.create({
+        model: MODEL,
+        input: 'Say something about token budgets.',
+        stream: true,
+      });
+      const events: ResponseEvent[] = [];
+      for await (const event of stream) events.push(event);
+      const types = events.map((event) => event.type);
+      expect(types).toEqual([
+        ...ORDER_HEAD,
+        ...Array<string>(16).fill('response.output_text.delta'),
+        ...ORDER_TAIL,
+      ]);
+      expect(events.map((event) => event.sequence_number)).toEqual(events.map((_, i) => i));
+
+      const created = events[0] as OpenAI.Responses.ResponseCreatedEvent;
+      expect(created.response).toMatchObject({ status: 'in_progress', output: [], usage: null });
+      const added = events[2] as OpenAI.Responses.ResponseOutputItemAddedEvent;
+      const itemId = added.item.id;
+      expect(added.item).toMatchObject({ type: 'message', status: 'in_progress', content: [] });
+
+      const deltas = events.filter(
+        (event): event is OpenAI.Responses.ResponseTextDeltaEvent =>
+          event.type === 'response.output_text.delta',
+      );
+      for (const delta of deltas) {
+        expect(delta).toMatchObject({ item_id: itemId, output_index: 0, content_index: 0 });
+        expect(countTextTokens(delta.delta, MODEL)).toBe(1);
+      }
+      const text = deltas.map((delta) => delta.delta).join('');
+      const done = events.at(-4) as OpenAI.Responses.ResponseTextDoneEvent;
+      expect(done.text).toBe(text);
+
+      const completed = events.at(-1) as OpenAI.Responses.ResponseCompletedEvent;
+      expect(completed.response.id).toBe(created.response.id);
+      expect(completed.response.status).toBe('completed');
+      expect(completed.response.output).toEqual([
+        {
+          id: itemId,
+          type: 'message',
+          status: 'completed',
+          role: 'assistant',
+          content: [{ type: 'output_text', annotations: [], logprobs: [], text }],
+        },
+      ]);
+      const inputTokens = countResponseInput({
+        model: MODEL,
+        input: 'Say something about token budgets.',
+      });
+      expect(completed.response.usage).toEqual({
+        input_tokens: inputTokens,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens: 16,
+        output_tokens_details: { reasoning_tokens: 0 },
+        total_tokens: inputTokens + 16,
+      });
+      expect(countTextTokens(text, MODEL)).toBe(completed.response.usage?.output_tokens);
+    });
+
+    it('sends event: and data: lines, SSE headers, and no [DONE]', async () => {
+      const { status, events } = await responseSse(server.url, {
+        model: MODEL,
+        input: 'hi',
+        stream: true,
+        stream_options: { include_obfuscation: false },
+      });
+      expect(status).toBe(200);
+      for (const { event, data } of events) expect(data.type).toBe(event);
+      expect(events.at(-1)?.event).toBe('response.completed');
+      const res = await request(server.url)
+        .post('/v1/responses')
+        .send({ model: MODEL, input: 'hi', stream: true });
+      expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(res.text).not.toContain('[DONE]');
+    });
+
+    it('ends with response.incomplete when max_output_tokens cuts the reply', async () => {
+      const { events } = await responseSse(server.url, {
+        model: MODEL,
+        input: 'hi',
+        stream: true,
+        max_output_tokens: 16,
+      });
+      const last = events.at(-1)?.data as OpenAI.Responses.ResponseIncompleteEvent;
+      expect(last.type).toBe('response.incomplete');
+      expect(last.response.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+      expect(last.response.usage?.output_tokens).toBe(16);
+    });
+
+    it("is consistent enough for the SDK's stream helper to rebuild the response", async () => {
+      const stream = client.responses.stream({ model: MODEL, input: 'hello world' });
+      let streamed = '';
+      stream.on('response.output_text.delta', (event) => {
+        streamed += event.delta;
+      });
+      const final = await stream.finalResponse();
+      expect(final.output_text).toBe(streamed);
+      expect(final.usage?.output_tokens).toBe(16);
+    });
+
+    it('arrives incrementally with chunkDelayMs', async () => {
+      const stream = await client.responses.create({
+        model: MODEL,
+        input: 'hi',
+        stream: true,
+        max_output_tokens: 20,
+        mock: { chunkDelayMs: 20, completionTokens: 4 },
+      } as ResponseStreamParams);
+      const started = Date.now();
+      const arrivals: number[] = [];
+      for await (const event of stream) {
+        void event;
+        arrivals.push(Date.now() - started);
+      }
+      // 4 head + 4 deltas + 4 tail = 12 events, 11 gaps of 20 ms.
+      expect(arrivals).toHaveLength(12);
+      expect(arrivals[0]).toBeLessThan(arrivals[11] - 150);
+    });
+
+    it('omitUsage leaves usage out of JSON and of response.completed', async () => {
+      server.setBehaviour({ omitUsage: true });
+      const json = await request(server.url)
+        .post('/v1/responses')
+        .send({ model: MODEL, input: 'hi' });
+      expect(json.status).toBe(200);
+      expect(json.body).not.toHaveProperty('usage');
+      const stream = await client.responses.create({ model: MODEL, input: 'hi', stream: true });
+      let completed: OpenAI.Responses.Response | undefined;
+      for await (const event of stream) {
+        if (event.type === 'response.completed') completed = event.response;
+      }
+      expect(completed?.status).toBe('completed');
+      expect(completed).not.toHaveProperty('usage');
+    });
+
+    it('failMidStreamAfterChunks: K events arrive, then the stream breaks', async () => {
+      const stream = await client.responses.create({
+        model: MODEL,
+        input: 'hi',
+        stream: true,
+        mock: { failMidStreamAfterChunks: 6 },
+      } as ResponseStreamParams);
+      const received: ResponseEvent[] = [];
+      let failure: unknown = null;
+      try {
+        for await (const event of stream) received.push(event);
+      } catch (err) {
+        failure = err;
+      }
+      expect(failure).not.toBeNull();
+      expect(received.map((event) => event.type)).toEqual([
+        ...ORDER_HEAD,
+        'response.output_text.delta',
+        'response.output_text.delta',
+      ]);
+    });
+
+    it('status, dropConnection and latency knobs apply', async () => {
+      const limited = await client.responses
+        .create({ model: MODEL, input: 'hi', mock: { status: 429 } } as ResponseParams)
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
+      expect(limited).toBeInstanceOf(RateLimitError);
+      await expect(
+        client.responses.create({
+          model: MODEL,
+          input: 'hi',
+          stream: true,
+          mock: { status: 500 },
+        } as ResponseStreamParams),
+      ).rejects.toBeInstanceOf(InternalServerError);
+      await expect(
+        client.responses.create({
+          model: MODEL,
+          input: 'hi',
+          mock: { dropConnection: true },
+        } as ResponseParams),
+      ).rejects.toBeInstanceOf(APIConnectionError);
+      const started = Date.now();
+      await client.responses.create({
+        model: MODEL,
+        input: 'hi',
+        mock: { latencyMs: 120 },
+      } as ResponseParams);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(115);
+      expect(server.lastRequest()?.path).toBe('/v1/responses');
+    });
+  });
+
+  describe('streamed text against usage', () => {
+    it.each(['gpt-4o-mini', 'gpt-4', 'gpt-3.5-turbo'])(
+      'chat (%s): every delta is one token, and the deltas of a choice add up to its usage',
+      async (model) => {
+        const { events } = await sse(server.url, {
+          model,
+          messages: MESSAGES,
+          stream: true,
+          stream_options: { include_usage: true },
+          n: 2,
+          max_tokens: 37,
+        });
+        const chunks = events.slice(0, -1).map((event) => JSON.parse(event) as ChatChunk);
+        const texts = ['', ''];
+        for (const chunk of chunks) {
+          for (const choice of chunk.choices) {
+            const delta = choice.delta.content ?? '';
+            if (delta !== '') expect(countTextTokens(delta, model)).toBe(1);
+            texts[choice.index] += delta;
+          }
+        }
+        // Usage only in the last chunk, which has no choices.
+        expect(chunks.filter((chunk) => chunk.usage)).toEqual([chunks.at(-1)]);
+        const usage = chunks.at(-1)?.usage;
+        expect(texts.map((text) => countTextTokens(text, model))).toEqual([37, 37]);
+        expect(usage?.completion_tokens).toBe(74);
+      },
+    );
+
+    it('completions: the generated deltas add up to completion_tokens; an echo is its own first event', async () => {
+      const model = 'gpt-3.5-turbo-instruct';
+      const stream = await client.completions.create({
+        model,
+        prompt: 'Once upon a time',
+        echo: true,
+        max_tokens: 9,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const pieces: string[] = [];
+      let usage: OpenAI.CompletionUsage | undefined;
+      for await (const chunk of stream) {
+        if (chunk.usage) {
+          expect(chunk.choices).toEqual([]);
+          usage = chunk.usage;
+        }
+        const text = chunk.choices[0]?.text ?? '';
+        if (text !== '') pieces.push(text);
+      }
+      expect(pieces[0]).toBe('Once upon a time');
+      const generated = pieces.slice(1);
+      for (const piece of generated) expect(countTextTokens(piece, model)).toBe(1);
+      expect(countTextTokens(generated.join(''), model)).toBe(9);
+      expect(usage?.completion_tokens).toBe(9);
     });
   });
 

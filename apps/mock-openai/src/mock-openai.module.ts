@@ -13,6 +13,8 @@ import { MockStateService } from './mock-state.service';
 import { ModelsController } from './models.controller';
 import { OpenAIErrorFilter } from './openai-error.filter';
 import { ReplyGenerator } from './reply-generator';
+import { ResponsesController } from './responses.controller';
+import { ResponsesService } from './responses.service';
 import { TokenCountCache } from './token-count-cache';
 
 @Module({})
@@ -24,6 +26,7 @@ export class MockOpenAIModule {
         ChatCompletionsController,
         CompletionsController,
         EmbeddingsController,
+        ResponsesController,
         ModelsController,
         MockAdminController,
       ],
@@ -36,6 +39,7 @@ export class MockOpenAIModule {
         ChatCompletionsService,
         CompletionsService,
         EmbeddingsService,
+        ResponsesService,
         { provide: APP_FILTER, useClass: OpenAIErrorFilter },
       ],
       exports: [MockStateService],

@@ -15,6 +15,11 @@ export function completionId(prefix: 'chatcmpl-' | 'cmpl-'): string {
   return prefix + PROCESS_TAG.slice(0, 12) + nextSuffix();
 }
 
+/** `resp_…` (a response), `msg_…` (an output message item): the Responses API's id forms. */
+export function responsesId(prefix: 'resp_' | 'msg_'): string {
+  return prefix + PROCESS_TAG + nextSuffix();
+}
+
 /** `req_` + 32 hex digits, like OpenAI's `x-request-id`. */
 export function requestId(): string {
   return 'req_' + PROCESS_TAG + nextSuffix();

@@ -1,6 +1,11 @@
 import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
-import type { ChatMessageInput } from '@tokenguard/estimator';
-import { countChatPrompt, countText, warmUpTokenizers } from './exact-token-count';
+import type { ChatMessageInput, ResponseInputItem } from '@tokenguard/estimator';
+import {
+  countChatPrompt,
+  countResponseInput,
+  countText,
+  warmUpTokenizers,
+} from './exact-token-count';
 import { MOCK_OPTIONS, MockOpenAIOptions } from './mock-options';
 
 // Bounds: entries per map, and the longest key worth keeping (≤ ~16 MiB per map).
@@ -19,6 +24,7 @@ const MAX_KEY_CHARS = 16 * 1024;
 export class TokenCountCache implements OnApplicationBootstrap {
   private readonly chat = new Map<string, number>();
   private readonly texts = new Map<string, number>();
+  private readonly responses = new Map<string, number>();
 
   constructor(@Inject(MOCK_OPTIONS) private readonly options: MockOpenAIOptions) {}
 
@@ -45,6 +51,21 @@ export class TokenCountCache implements OnApplicationBootstrap {
       ...(functionList && { functions: functionList }),
     });
     if (count.exact) remember(this.chat, key, count.tokens);
+    return count.tokens;
+  }
+
+  /** Input tokens of a Responses API request (instructions, input items, tools). */
+  responseInput(
+    model: string,
+    input: string | readonly ResponseInputItem[] | null,
+    instructions: string | null,
+    tools: readonly unknown[] | null,
+  ): number {
+    const key = JSON.stringify([model, input, instructions, tools]);
+    const hit = this.responses.get(key);
+    if (hit !== undefined) return hit;
+    const count = countResponseInput({ model, input, instructions, tools });
+    if (count.exact) remember(this.responses, key, count.tokens);
     return count.tokens;
   }
 

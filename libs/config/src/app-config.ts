@@ -6,8 +6,15 @@ export interface UpstreamConfig {
   readonly apiKey: string | undefined;
   /** Base URL including the API version path, e.g. `https://api.openai.com/v1`. */
   readonly baseUrl: string;
+  /** Connect + response headers deadline (and between body bytes of a JSON response). */
   readonly timeoutMs: number;
+  /** A stream with no upstream bytes for this long is cut. */
+  readonly streamIdleTimeoutMs: number;
   readonly connections: number;
+  /** Consecutive upstream failures (connection, timeout, 5xx) that open the circuit. */
+  readonly circuitBreakerFailureThreshold: number;
+  /** How long the circuit stays open before one trial call is let through. */
+  readonly circuitBreakerRecoveryMs: number;
 }
 
 /** Kept structurally equal to the bucket store's policy so config stays dependency-free. */

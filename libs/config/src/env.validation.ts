@@ -88,7 +88,7 @@ class EnvironmentVariables {
   @IntInRange(0, 65535) PORT?: number;
   @Transform(toTrimmedString) @IsOptional() @IsString() @MinLength(1) HOST?: string;
   @Transform(toTrimmedString) @IsOptional() @IsIn(LOG_LEVELS) LOG_LEVEL?: LogLevel;
-  @IntInRange(1, 1024 * 1024 * 1024) BODY_LIMIT_BYTES?: number;
+  @IntInRange(1, 1024 * 1024 * 1024) BODY_LIMIT?: number;
 
   @Transform(toTrimmedString) @IsOptional() @IsString() OPENAI_API_KEY?: string;
   @Transform(toTrimmedString)
@@ -96,7 +96,10 @@ class EnvironmentVariables {
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   OPENAI_BASE_URL?: string;
   @IntInRange(1, 24 * 3600 * 1000) UPSTREAM_TIMEOUT_MS?: number;
+  @IntInRange(1, 24 * 3600 * 1000) UPSTREAM_STREAM_IDLE_TIMEOUT_MS?: number;
   @IntInRange(1, 10000) UPSTREAM_CONNECTIONS?: number;
+  @IntInRange(1, 1000) CIRCUIT_BREAKER_FAILURE_THRESHOLD?: number;
+  @IntInRange(1, 3600) CIRCUIT_BREAKER_RECOVERY_TIMEOUT?: number;
 
   @Transform(toTrimmedString)
   @IsOptional()
@@ -139,10 +142,13 @@ export const CONFIG_DEFAULTS = {
   PORT: 8000,
   HOST: '0.0.0.0',
   LOG_LEVEL: 'info',
-  BODY_LIMIT_BYTES: 16 * 1024 * 1024,
+  BODY_LIMIT: 16 * 1024 * 1024,
   OPENAI_BASE_URL: 'https://api.openai.com/v1',
   UPSTREAM_TIMEOUT_MS: 600_000,
+  UPSTREAM_STREAM_IDLE_TIMEOUT_MS: 60_000,
   UPSTREAM_CONNECTIONS: 128,
+  CIRCUIT_BREAKER_FAILURE_THRESHOLD: 5,
+  CIRCUIT_BREAKER_RECOVERY_TIMEOUT: 60,
   CAP_GLOBAL: 10_000,
   CAP_TEAM: 5_000,
   CAP_ROLEGROUP: 4_000,
@@ -207,7 +213,7 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     host: env.HOST ?? d.HOST,
     port: env.PORT ?? d.PORT,
     logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
-    bodyLimitBytes: env.BODY_LIMIT_BYTES ?? d.BODY_LIMIT_BYTES,
+    bodyLimitBytes: env.BODY_LIMIT ?? d.BODY_LIMIT,
     store: {
       redis: redisConfig(env),
       failureMode: env.STORE_FAILURE_MODE ?? d.STORE_FAILURE_MODE,
@@ -216,7 +222,12 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
       apiKey: env.OPENAI_API_KEY,
       baseUrl: (env.OPENAI_BASE_URL ?? d.OPENAI_BASE_URL).replace(/\/+$/, ''),
       timeoutMs: env.UPSTREAM_TIMEOUT_MS ?? d.UPSTREAM_TIMEOUT_MS,
+      streamIdleTimeoutMs: env.UPSTREAM_STREAM_IDLE_TIMEOUT_MS ?? d.UPSTREAM_STREAM_IDLE_TIMEOUT_MS,
       connections: env.UPSTREAM_CONNECTIONS ?? d.UPSTREAM_CONNECTIONS,
+      circuitBreakerFailureThreshold:
+        env.CIRCUIT_BREAKER_FAILURE_THRESHOLD ?? d.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+      circuitBreakerRecoveryMs:
+        (env.CIRCUIT_BREAKER_RECOVERY_TIMEOUT ?? d.CIRCUIT_BREAKER_RECOVERY_TIMEOUT) * 1000,
     },
     limits: {
       defaults: {

@@ -7,6 +7,25 @@ export type {
   TokenEstimate,
 } from './estimator.types';
 export { countChatPromptTokens, countTextTokens, TokenCounter } from './token-counter';
+export type {
+  CompletionEstimateInput,
+  CompletionPromptInput,
+  EmbeddingEstimateInput,
+  EmbeddingPromptInput,
+  ResponseEstimateInput,
+  ResponseInputItem,
+  ResponsePromptInput,
+  TextOrTokens,
+} from './endpoint-inputs';
+export {
+  COMPLETIONS_DEFAULT_MAX_TOKENS,
+  completionOutputAllowance,
+  countCompletionPromptTokens,
+  countEmbeddingInputTokens,
+  countResponseInputTokens,
+  responseOutputAllowance,
+  type CompletionPromptCount,
+} from './endpoint-counters';
 export type { TokenCounterOptions } from './token-counter';
 export type { EnginePolicy } from './bounded-text-counter';
 export type { TokenizerEngineName } from './tokenizer-engines';

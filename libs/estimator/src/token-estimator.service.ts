@@ -1,7 +1,19 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import {
+  completionOutputAllowance,
+  countCompletionPromptTokens,
+  countEmbeddingInputTokens,
+  countResponseInputTokens,
+  responseOutputAllowance,
+} from './endpoint-counters';
+import type {
+  CompletionEstimateInput,
+  EmbeddingEstimateInput,
+  ResponseEstimateInput,
+} from './endpoint-inputs';
 import { encodingForModel } from './encoding-for-model';
 import { ESTIMATOR_OPTIONS, type EstimatorOptions } from './estimator.options';
-import type { ChatEstimateInput, TokenEstimate } from './estimator.types';
+import type { ChatEstimateInput, TokenCount, TokenEstimate } from './estimator.types';
 import { outputAllowance } from './output-allowance';
 import { TokenCounter } from './token-counter';
 
@@ -40,8 +52,47 @@ export class TokenEstimatorService implements OnModuleInit {
     };
   }
 
+  /**
+   * Legacy `POST /v1/completions`: the prompt's tokens (strings counted, token arrays by
+   * length, summed over a batch) plus `max_tokens` (default 16) for each of the
+   * max(n, best_of) completions of each prompt.
+   */
+  estimateCompletion(input: CompletionEstimateInput): TokenEstimate {
+    const prompt = countCompletionPromptTokens(input, this.counter);
+    return estimate(input.model, prompt, completionOutputAllowance(input, prompt.prompts));
+  }
+
+  /** `POST /v1/embeddings`: input tokens only; nothing is generated. */
+  estimateEmbedding(input: EmbeddingEstimateInput): TokenEstimate {
+    return estimate(input.model, countEmbeddingInputTokens(input, this.counter), 0);
+  }
+
+  /**
+   * `POST /v1/responses`: instructions, input items and tools by the chat rules (see
+   * response-input-counter.ts) plus `max_output_tokens`, else the configured default.
+   */
+  estimateResponse(input: ResponseEstimateInput): TokenEstimate {
+    const prompt = countResponseInputTokens(input, this.counter);
+    return estimate(
+      input.model,
+      prompt,
+      responseOutputAllowance(input, this.defaultMaxOutputTokens),
+    );
+  }
+
   /** Tokens in one text for `model`, with the service's engine and limits. */
   countText(text: string, model: string): { tokens: number; exact: boolean } {
     return this.counter.countText(text, model);
   }
+}
+
+function estimate(model: string, prompt: TokenCount, maxOutputTokens: number): TokenEstimate {
+  return {
+    model,
+    encoding: encodingForModel(model),
+    promptTokens: prompt.tokens,
+    maxOutputTokens,
+    totalTokens: prompt.tokens + maxOutputTokens,
+    exact: prompt.exact,
+  };
 }

@@ -77,7 +77,8 @@ export class LimiterGuard implements CanActivate {
     if (result.degraded) void reply.header(DEGRADED_HEADER, `store; mode=${result.degraded}`);
     const tightest = tightestBucket(result.buckets);
     if (tightest) void reply.headers(rateLimitHeaders(tightest));
-    // Safety net: whatever happens next, the reservation is closed when the response is.
+    // Streams settle here, when the response closes (completed or client gone); for every
+    // other request this is the safety net that no path leaves a reservation open.
     reply.raw.once('close', () => void this.settlement.settle(rateLimit));
     return true;
   }

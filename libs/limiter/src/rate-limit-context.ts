@@ -18,6 +18,8 @@ export type SettlementOutcome =
 /** One admitted request's reservation, carried on the request from guard to settlement. */
 export class RateLimitContext {
   outcome: SettlementOutcome | undefined;
+  /** For a stream: reads the outcome at settlement time (end of stream or disconnect). */
+  streamOutcome: (() => SettlementOutcome) | undefined;
   /** Set by the first settlement; every later attempt awaits the same promise. */
   settlement: Promise<SettleResult> | undefined;
 
@@ -41,6 +43,23 @@ export class RateLimitContext {
 
   recordRefund(): void {
     this.outcome = { kind: 'refund' };
+  }
+
+  /**
+   * Marks the request as a stream: it is settled when the response closes (normal end or
+   * client disconnect), not when the handler returns, from what `outcome` says then.
+   */
+  recordStream(outcome: () => SettlementOutcome): void {
+    this.streamOutcome = outcome;
+  }
+
+  get streaming(): boolean {
+    return this.streamOutcome !== undefined;
+  }
+
+  /** What to settle to, as known now. */
+  resolveOutcome(): SettlementOutcome | undefined {
+    return this.outcome ?? this.streamOutcome?.();
   }
 }
 

@@ -36,7 +36,8 @@ export class SettlementInterceptor implements NestInterceptor {
 
     return next.handle().pipe(
       mergeMap(async (body: unknown) => {
-        await settleAndReport();
+        // A stream is still running: it settles when the response closes (see LimiterGuard).
+        if (!rateLimit.streaming) await settleAndReport();
         return body;
       }),
       // No recorded outcome means nothing was consumed upstream: settle() refunds in full.

@@ -18,7 +18,7 @@ export class SettlementService {
   /** Tokens the request is finally charged, from what the upstream call reported. */
   actualTokens(context: RateLimitContext): number {
     const reserved = context.estimate.totalTokens;
-    const outcome = context.outcome;
+    const outcome = context.resolveOutcome();
     if (outcome === undefined || outcome.kind === 'refund') return 0;
     if (outcome.kind === 'unmetered') return reserved;
     const actual = outcome.totalTokens;

@@ -3,3 +3,7 @@ export * from './openai-proxy.module';
 export * from './openai-proxy.service';
 export * from './upstream-errors';
 export * from './usage';
+export * from './sse-relay';
+export * from './dto/completion.dto';
+export * from './dto/embedding.dto';
+export * from './dto/response.dto';

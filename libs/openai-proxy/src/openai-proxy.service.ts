@@ -1,8 +1,26 @@
-import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { Pool } from 'undici';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import {
+  circuitBreaker,
+  CircuitState,
+  ConsecutiveBreaker,
+  handleWhen,
+  type IPolicy,
+  timeout,
+  TimeoutStrategy,
+  wrap,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 import { AppConfig } from '@tokenguard/config';
+import {
+  UpstreamServerError,
+  UpstreamTimeoutError,
+  isUpstreamFault,
+  upstreamFailure,
+  upstreamNotConfigured,
+} from './upstream-errors';
 import { extractUsage, type UsageFigures } from './usage';
-import { upstreamFailure, upstreamNotConfigured, upstreamServerError } from './upstream-errors';
 
 export interface UpstreamRequest {
   readonly method: 'GET' | 'POST';
@@ -14,6 +32,7 @@ export interface UpstreamRequest {
 }
 
 export interface UpstreamResponse {
+  readonly kind: 'buffered';
   readonly status: number;
   /** Only the upstream headers a client may see (see PASSED_HEADERS). */
   readonly headers: Record<string, string>;
@@ -22,81 +41,167 @@ export interface UpstreamResponse {
   readonly usage: UsageFigures | undefined;
 }
 
+/** A 2xx streaming answer whose body is still arriving. */
+export interface UpstreamStream {
+  readonly kind: 'stream';
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Readable;
+}
+
 /**
  * Response headers passed back to the client. The upstream's own x-ratelimit-* describe the
  * gateway's shared key, not the caller's budget, so they are replaced by ours.
  */
 const PASSED_HEADERS = ['content-type', 'openai-processing-ms', 'openai-version', 'retry-after'];
 
-/** Forwards OpenAI API calls with the server's key over a keep-alive undici pool. */
+export type CircuitStateName = 'closed' | 'half_open' | 'open';
+
+const CIRCUIT_STATE_NAMES: Readonly<Record<CircuitState, CircuitStateName>> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.HalfOpen]: 'half_open',
+  [CircuitState.Open]: 'open',
+  [CircuitState.Isolated]: 'open',
+};
+
+/**
+ * Forwards OpenAI API calls with the server's key over a keep-alive undici pool, behind a
+ * cockatiel circuit breaker and a deadline on the response headers. A request is sent at most
+ * once: nothing here retries, because a completion is not idempotent (and is paid for).
+ */
 @Injectable()
 export class OpenAIProxyService implements OnModuleDestroy {
+  private readonly logger = new Logger('Upstream');
   private readonly pool: Pool | undefined;
   private readonly pathPrefix: string;
   private readonly authorization: string | undefined;
+  private readonly breaker: CircuitBreakerPolicy;
+  private readonly policy: IPolicy;
+  private readonly streamIdleTimeoutMs: number;
 
   constructor(config: AppConfig) {
     const { apiKey, baseUrl, connections, timeoutMs } = config.upstream;
     const url = new URL(baseUrl);
     this.pathPrefix = url.pathname.replace(/\/+$/, '');
     this.authorization = apiKey ? `Bearer ${apiKey}` : undefined;
+    this.streamIdleTimeoutMs = config.upstream.streamIdleTimeoutMs;
     this.pool = apiKey
       ? new Pool(url.origin, {
           connections,
           keepAliveTimeout: 30_000,
+          connectTimeout: timeoutMs,
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
         })
       : undefined;
+    this.breaker = circuitBreaker(handleWhen(isUpstreamFault), {
+      halfOpenAfter: config.upstream.circuitBreakerRecoveryMs,
+      breaker: new ConsecutiveBreaker(config.upstream.circuitBreakerFailureThreshold),
+    });
+    this.breaker.onStateChange((state) =>
+      this.logger.warn(`Upstream circuit is now ${CIRCUIT_STATE_NAMES[state]}.`),
+    );
+    // The deadline covers the response headers only: the body (a stream, above all) must
+    // outlive it, so the signal is not aborted when the call returns.
+    const headersDeadline = timeout(timeoutMs, {
+      strategy: TimeoutStrategy.Cooperative,
+      abortOnReturn: false,
+    });
+    this.policy = wrap(this.breaker, headersDeadline);
   }
 
   get configured(): boolean {
     return this.pool !== undefined;
   }
 
+  get circuitState(): CircuitStateName {
+    return CIRCUIT_STATE_NAMES[this.breaker.state];
+  }
+
   /**
-   * Sends one request upstream; never retried (a POST is not idempotent). 2xx–4xx come back as
-   * responses for the caller to pass through; connection failures, timeouts and 5xx throw an
-   * OpenAI-shaped 502/504.
+   * One JSON request/response. 2xx–4xx come back for the caller to pass through; connection
+   * failures, timeouts, 5xx and an open circuit throw an OpenAI-shaped 502/503/504.
    */
   async forward(request: UpstreamRequest): Promise<UpstreamResponse> {
-    if (!this.pool || !this.authorization) throw upstreamNotConfigured();
-    let status: number;
-    let rawHeaders: Record<string, string | string[] | undefined>;
-    let body: Buffer;
-    try {
-      const response = await this.pool.request({
-        method: request.method,
-        path: this.pathPrefix + request.path,
-        body: request.body,
-        signal: request.signal,
-        headers: {
-          authorization: this.authorization,
-          'content-type': 'application/json',
-          accept: 'application/json',
-          'x-client-request-id': request.requestId,
-          'user-agent': 'tokenguard',
-        },
-      });
-      status = response.statusCode;
-      rawHeaders = response.headers;
-      body = Buffer.from(await response.body.arrayBuffer());
-    } catch (error) {
-      throw upstreamFailure(error);
-    }
+    const response = await this.dispatch(request, undefined);
+    return this.buffer(response);
+  }
 
-    const json = parseJson(body, rawHeaders['content-type']);
-    if (status >= 500) throw upstreamServerError(status, errorMessageOf(json));
+  /**
+   * A streaming request: a 2xx answer comes back with its body still arriving (idle-timed by
+   * UPSTREAM_STREAM_IDLE_TIMEOUT_MS); any other answer is read whole, like `forward`.
+   */
+  async forwardStream(request: UpstreamRequest): Promise<UpstreamStream | UpstreamResponse> {
+    const response = await this.dispatch(request, this.streamIdleTimeoutMs);
+    if (response.statusCode >= 300) return this.buffer(response);
     return {
-      status,
-      headers: pickHeaders(rawHeaders),
-      body,
-      usage: status < 300 ? extractUsage(json) : undefined,
+      kind: 'stream',
+      status: response.statusCode,
+      headers: pickHeaders(response.headers),
+      body: response.body,
     };
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.pool?.close();
+  }
+
+  /** Sends the request and waits for the response headers, under the breaker and deadline. */
+  private async dispatch(
+    request: UpstreamRequest,
+    bodyTimeout: number | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    const pool = this.pool;
+    const authorization = this.authorization;
+    if (!pool || !authorization) throw upstreamNotConfigured();
+    try {
+      return await this.policy.execute(async ({ signal }) => {
+        const response = await pool
+          .request({
+            method: request.method,
+            path: this.pathPrefix + request.path,
+            body: request.body,
+            signal: request.signal ? AbortSignal.any([signal, request.signal]) : signal,
+            bodyTimeout,
+            headers: {
+              authorization,
+              'content-type': 'application/json',
+              accept: bodyTimeout === undefined ? 'application/json' : 'text/event-stream',
+              'x-client-request-id': request.requestId,
+              'user-agent': 'tokenguard',
+            },
+          })
+          .catch((error: unknown) => {
+            // The deadline aborted the request: say so, rather than "aborted".
+            throw signal.aborted && !request.signal?.aborted ? new UpstreamTimeoutError() : error;
+          });
+        if (response.statusCode >= 500) {
+          // A provider failure counts against the circuit; its body only feeds the message.
+          const body = await response.body.text().catch(() => '');
+          throw new UpstreamServerError(response.statusCode, errorMessageOf(body));
+        }
+        return response;
+      });
+    } catch (error) {
+      throw upstreamFailure(error);
+    }
+  }
+
+  private async buffer(response: Dispatcher.ResponseData): Promise<UpstreamResponse> {
+    let body: Buffer;
+    try {
+      body = Buffer.from(await response.body.arrayBuffer());
+    } catch (error) {
+      throw upstreamFailure(error);
+    }
+    const ok = response.statusCode < 300;
+    return {
+      kind: 'buffered',
+      status: response.statusCode,
+      headers: pickHeaders(response.headers),
+      body,
+      usage: ok ? extractUsage(parseJson(body, response.headers['content-type'])) : undefined,
+    };
   }
 }
 
@@ -120,7 +225,11 @@ function parseJson(body: Buffer, contentType: string | string[] | undefined): un
   }
 }
 
-function errorMessageOf(json: unknown): string | undefined {
-  const message = (json as { error?: { message?: unknown } } | undefined)?.error?.message;
-  return typeof message === 'string' ? message : undefined;
+function errorMessageOf(text: string): string | undefined {
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    return typeof message === 'string' ? message : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,33 @@
 import { HttpStatus } from '@nestjs/common';
+import { isBrokenCircuitError, isTaskCancelledError } from 'cockatiel';
 import { errors } from 'undici';
 import { OpenAIException } from '@tokenguard/common';
+
+/** An upstream 5xx, thrown inside the breaker so that it counts as a failure. */
+export class UpstreamServerError extends Error {
+  override readonly name = 'UpstreamServerError';
+
+  constructor(
+    readonly status: number,
+    readonly upstreamMessage: string | undefined,
+  ) {
+    super(`upstream answered ${status}`);
+  }
+}
+
+/** The response headers did not arrive before UPSTREAM_TIMEOUT_MS. */
+export class UpstreamTimeoutError extends Error {
+  override readonly name = 'UpstreamTimeoutError';
+
+  constructor() {
+    super('upstream response headers timed out');
+  }
+}
+
+/** What the circuit breaker counts: the provider failing, never the caller's own mistakes. */
+export function isUpstreamFault(error: unknown): boolean {
+  return !(error instanceof OpenAIException);
+}
 
 export function upstreamNotConfigured(): OpenAIException {
   return new OpenAIException(HttpStatus.SERVICE_UNAVAILABLE, {
@@ -11,9 +38,32 @@ export function upstreamNotConfigured(): OpenAIException {
   });
 }
 
-/** Maps a failure to reach or read the upstream to 504 (timeouts) or 502 (everything else). */
+/**
+ * Maps a failed upstream call to the OpenAI error shape: 503 while the circuit is open,
+ * 504 for timeouts, 502 for an upstream 5xx or a connection failure.
+ */
 export function upstreamFailure(error: unknown): OpenAIException {
+  if (error instanceof OpenAIException) return error;
+  if (error instanceof UpstreamServerError) {
+    const detail = error.upstreamMessage ? `: ${error.upstreamMessage.slice(0, 300)}` : '.';
+    return new OpenAIException(HttpStatus.BAD_GATEWAY, {
+      message: `The upstream provider failed with HTTP ${error.status}${detail}`,
+      type: 'server_error',
+      code: 'upstream_error',
+    });
+  }
+  if (isBrokenCircuitError(error)) {
+    return new OpenAIException(HttpStatus.SERVICE_UNAVAILABLE, {
+      message:
+        'The upstream provider is failing; the gateway stops sending it requests for a while. ' +
+        'Retry later.',
+      type: 'server_error',
+      code: 'upstream_unavailable',
+    });
+  }
   if (
+    error instanceof UpstreamTimeoutError ||
+    isTaskCancelledError(error) ||
     error instanceof errors.HeadersTimeoutError ||
     error instanceof errors.BodyTimeoutError ||
     error instanceof errors.ConnectTimeoutError
@@ -28,15 +78,5 @@ export function upstreamFailure(error: unknown): OpenAIException {
     message: 'The upstream provider could not be reached.',
     type: 'server_error',
     code: 'upstream_unavailable',
-  });
-}
-
-/** An upstream 5xx: the client gets a 502 that names the provider's status, not its internals. */
-export function upstreamServerError(status: number, upstreamMessage?: string): OpenAIException {
-  const detail = upstreamMessage ? `: ${upstreamMessage.slice(0, 300)}` : '.';
-  return new OpenAIException(HttpStatus.BAD_GATEWAY, {
-    message: `The upstream provider failed with HTTP ${status}${detail}`,
-    type: 'server_error',
-    code: 'upstream_error',
   });
 }

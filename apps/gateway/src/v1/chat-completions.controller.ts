@@ -2,29 +2,44 @@ import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nest
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
 import { OpenAIProxyService } from '@tokenguard/openai-proxy';
-import { CHAT_COMPLETION_CHARGE } from './chat-completion.charge';
-import { recordUpstreamOutcome } from './upstream-outcome';
+import { CHAT_COMPLETION_CHARGE, COMPLETION_CHARGE } from './charges';
+import { relayJson, relayStream, streamingBody } from './upstream-call';
 
+/** Chat completions and legacy completions: JSON or SSE, charged the same way. */
 @Controller('v1')
 export class ChatCompletionsController {
   constructor(private readonly proxy: OpenAIProxyService) {}
 
-  /** Forwards the client's bytes unchanged: unknown fields and exact numbers survive. */
   @Post('chat/completions')
   @HttpCode(200)
   @RateLimited(CHAT_COMPLETION_CHARGE)
-  async create(
+  chat(
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<Buffer> {
-    const upstream = await this.proxy.forward({
-      method: 'POST',
-      path: '/chat/completions',
-      body: request.rawBody,
-      requestId: request.id,
-    });
-    recordUpstreamOutcome(rateLimitContextOf(request), upstream);
-    void reply.status(upstream.status).headers(upstream.headers);
-    return upstream.body;
+  ): Promise<unknown> {
+    return this.relay('/chat/completions', 'chat', request, reply);
+  }
+
+  @Post('completions')
+  @HttpCode(200)
+  @RateLimited(COMPLETION_CHARGE)
+  completions(
+    @Req() request: RawBodyRequest<FastifyRequest>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return this.relay('/completions', 'completion', request, reply);
+  }
+
+  private relay(
+    path: string,
+    kind: 'chat' | 'completion',
+    request: RawBodyRequest<FastifyRequest>,
+    reply: FastifyReply,
+  ): Promise<unknown> {
+    const rateLimit = rateLimitContextOf(request);
+    const call = { path, body: request.rawBody, requestId: request.id };
+    const streamed = streamingBody(request.body, request.rawBody, { injectUsage: true });
+    if (!streamed) return relayJson(this.proxy, reply, rateLimit, call);
+    return relayStream(this.proxy, reply, rateLimit, { ...call, ...streamed, kind });
   }
 }

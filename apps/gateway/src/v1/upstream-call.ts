@@ -1,0 +1,107 @@
+import type { FastifyReply } from 'fastify';
+import { countTextTokens } from '@tokenguard/estimator';
+import type { RateLimitContext } from '@tokenguard/limiter';
+import {
+  type OpenAIProxyService,
+  SseRelay,
+  type StreamKind,
+  type UpstreamResponse,
+} from '@tokenguard/openai-proxy';
+
+/** Tells settlement what a buffered upstream call cost. */
+export function recordUpstreamOutcome(
+  rateLimit: RateLimitContext | undefined,
+  upstream: UpstreamResponse,
+): void {
+  if (!rateLimit) return;
+  if (upstream.status >= 300) rateLimit.recordRefund();
+  else if (upstream.usage) rateLimit.recordUsage(upstream.usage.totalTokens);
+  else rateLimit.recordUnmetered();
+}
+
+export interface CallOptions {
+  readonly path: string;
+  readonly body: Buffer | string | undefined;
+  readonly requestId: string;
+}
+
+/** A buffered call: the upstream's status, headers and bytes go back unchanged. */
+export async function relayJson(
+  proxy: OpenAIProxyService,
+  reply: FastifyReply,
+  rateLimit: RateLimitContext | undefined,
+  call: CallOptions,
+): Promise<Buffer> {
+  const upstream = await proxy.forward({ method: 'POST', ...call });
+  recordUpstreamOutcome(rateLimit, upstream);
+  void reply.status(upstream.status).headers(upstream.headers);
+  return upstream.body;
+}
+
+/**
+ * For `stream: true`: the body to send upstream and whether to hide the usage chunk. For chat
+ * and legacy completions the upstream is always asked for `stream_options.include_usage`, since its final usage is what
+ * the stream is charged to; when the client did not ask for it, it is added here (the only
+ * case in which the client's bytes are re-serialised) and removed from the client's stream.
+ */
+export function streamingBody(
+  parsed: unknown,
+  raw: Buffer | undefined,
+  { injectUsage }: { injectUsage: boolean },
+): { body: Buffer | string | undefined; model: string; hideUsageChunk: boolean } | undefined {
+  const body = parsed as { stream?: unknown; model?: unknown; stream_options?: unknown };
+  if (body.stream !== true) return undefined;
+  const model = String(body.model);
+  const options = (body.stream_options ?? {}) as { include_usage?: unknown };
+  // The Responses API always reports usage in its last event and has no such option.
+  if (!injectUsage || options.include_usage === true) {
+    return { body: raw, model, hideUsageChunk: false };
+  }
+  const withUsage = { ...body, stream_options: { ...options, include_usage: true } };
+  return { body: JSON.stringify(withUsage), model, hideUsageChunk: true };
+}
+
+export interface StreamOptions extends CallOptions {
+  readonly kind: StreamKind;
+  readonly model: string;
+  /** The gateway added `include_usage` for itself: hide the usage chunk from the client. */
+  readonly hideUsageChunk: boolean;
+}
+
+/**
+ * A streaming call. The rate-limit headers are already on the reply (set at reservation) and
+ * go out with the first byte. The reservation settles when the response closes: to the usage
+ * the upstream reported, or — stream cut short by the client or the upstream — to the prompt
+ * plus the tokens actually streamed; nothing streamed at all is refunded.
+ */
+export async function relayStream(
+  proxy: OpenAIProxyService,
+  reply: FastifyReply,
+  rateLimit: RateLimitContext | undefined,
+  options: StreamOptions,
+): Promise<SseRelay | Buffer> {
+  const upstream = await proxy.forwardStream({ method: 'POST', ...options });
+  if (upstream.kind === 'buffered') {
+    // Not a stream after all (an upstream 4xx): pass it through like any JSON answer.
+    recordUpstreamOutcome(rateLimit, upstream);
+    void reply.status(upstream.status).headers(upstream.headers);
+    return upstream.body;
+  }
+  const relay = new SseRelay(upstream.body, {
+    kind: options.kind,
+    hideUsageChunk: options.hideUsageChunk,
+  });
+  rateLimit?.recordStream(() => {
+    if (relay.usage) return { kind: 'usage', totalTokens: relay.usage.totalTokens };
+    if (relay.eventsRelayed === 0) return { kind: 'refund' };
+    const streamed = countTextTokens(relay.generatedText(), options.model);
+    return { kind: 'usage', totalTokens: rateLimit.estimate.promptTokens + streamed };
+  });
+  void reply
+    .status(upstream.status)
+    .headers(upstream.headers)
+    .header('cache-control', 'no-cache')
+    // Reverse proxies (nginx) must not hold events back.
+    .header('x-accel-buffering', 'no');
+  return relay;
+}

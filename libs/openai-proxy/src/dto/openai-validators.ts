@@ -1,0 +1,49 @@
+import { ValidateBy, type ValidationOptions } from 'class-validator';
+
+const isTokenId = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0;
+
+/**
+ * A prompt or embedding input as OpenAI accepts it: a string, an array of strings, an array of
+ * token ids, or an array of arrays of token ids. Arrays must not be empty.
+ */
+export function isTextOrTokens(value: unknown): boolean {
+  if (typeof value === 'string') return true;
+  if (!Array.isArray(value) || value.length === 0) return false;
+  if (value.every((item) => typeof item === 'string')) return true;
+  if (value.every(isTokenId)) return true;
+  return value.every((item) => Array.isArray(item) && item.length > 0 && item.every(isTokenId));
+}
+
+export function IsTextOrTokens(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isTextOrTokens',
+      validator: {
+        validate: isTextOrTokens,
+        defaultMessage: () =>
+          'must be a string, an array of strings, an array of token ids or an array of ' +
+          'token-id arrays (arrays not empty)',
+      },
+    },
+    options,
+  );
+}
+
+/** The Responses API `input`: a string or an array of item objects. */
+export function IsResponseInput(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isResponseInput',
+      validator: {
+        validate: (value: unknown) =>
+          typeof value === 'string' ||
+          (Array.isArray(value) &&
+            value.every(
+              (item) => item !== null && typeof item === 'object' && !Array.isArray(item),
+            )),
+        defaultMessage: () => 'must be a string or an array of input items (objects)',
+      },
+    },
+    options,
+  );
+}

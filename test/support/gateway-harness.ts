@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createGatewayApp } from '../../apps/gateway/src/gateway.factory';
+import type { GatewayModuleOptions } from '../../apps/gateway/src/gateway.module';
 import {
   type MockOpenAIServer,
   startMockOpenAI,
@@ -23,9 +24,11 @@ export interface Harness {
 export async function startHarness(
   env: Record<string, string | undefined> = {},
   mockOptions: StartMockOpenAIOptions = {},
+  gatewayOptions: Omit<GatewayModuleOptions, 'env'> = {},
 ): Promise<Harness> {
   const mock = await startMockOpenAI({ apiKey: UPSTREAM_KEY, ...mockOptions });
   const app = await createGatewayApp({
+    ...gatewayOptions,
     env: {
       OPENAI_API_KEY: UPSTREAM_KEY,
       OPENAI_BASE_URL: `${mock.url}/v1`,

@@ -1,21 +1,12 @@
-import { type LogLevel as NestLogLevel, ConsoleLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
-import { OpenAIException } from '@tokenguard/common';
-import { AppConfig, type LogLevel } from '@tokenguard/config';
+import { OpenAIException, telemetryOf } from '@tokenguard/common';
+import { Logger } from 'nestjs-pino';
+import { AppConfig } from '@tokenguard/config';
 import { GatewayModule, type GatewayModuleOptions } from './gateway.module';
+import { installRequestLog } from './logging/request-log.hook';
 import { requestIdFor } from './request-id';
-
-const NEST_LEVELS: Readonly<Record<LogLevel, NestLogLevel[]>> = {
-  silent: [],
-  fatal: ['fatal'],
-  error: ['fatal', 'error'],
-  warn: ['fatal', 'error', 'warn'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
-  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-};
 
 /**
  * Builds the gateway exactly as `main.ts` runs it (used by e2e tests and benchmarks too):
@@ -40,12 +31,7 @@ export async function createGatewayApp(
     { rawBody: true, logger: false, abortOnError: false },
   );
   const config = app.get(AppConfig);
-  app.useLogger(
-    new ConsoleLogger({
-      json: config.nodeEnv === 'production',
-      logLevels: NEST_LEVELS[config.logLevel],
-    }),
-  );
+  app.useLogger(app.get(Logger));
 
   const fastify = app.getHttpAdapter().getInstance();
   const defaultJsonParser = fastify.getDefaultJsonParser('error', 'error');
@@ -58,9 +44,12 @@ export async function createGatewayApp(
   // JSON only: anything else is a 415 rather than a string body reaching the handlers.
   fastify.removeContentTypeParser(['text/plain']);
   fastify.addHook('onRequest', (request, reply, done) => {
+    // Started here so durations cover the whole request, body parsing included.
+    telemetryOf(request.raw);
     void reply.header('x-request-id', request.id);
     done();
   });
+  installRequestLog(app);
   app.enableShutdownHooks();
   return app;
 }

@@ -1,4 +1,4 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { BucketStoreModule } from '@tokenguard/bucket-store';
 import { createOpenAIValidationPipe, OpenAIExceptionFilter } from '@tokenguard/common';
@@ -13,14 +13,19 @@ import { HealthModule } from '@tokenguard/health';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
 import { BucketsController } from './admin/buckets.controller';
 import { BudgetsController } from './admin/budgets.controller';
+import { ErrorReporter } from './error-reporting/error-reporter';
 import { HealthController } from './health/health.controller';
+import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { StatusController } from './status/status.controller';
 import { ChatCompletionsController } from './v1/chat-completions.controller';
 import { EmbeddingsController } from './v1/embeddings.controller';
 import { ModelsController } from './v1/models.controller';
 import { ResponsesController } from './v1/responses.controller';
 
-export type GatewayModuleOptions = AppConfigModuleOptions;
+export interface GatewayModuleOptions extends AppConfigModuleOptions, LoggingOptions {
+  /** Extra providers for the gateway module (tests substitute a failing dependency here). */
+  readonly providers?: readonly Provider[];
+}
 
 @Module({})
 export class GatewayModule {
@@ -29,6 +34,7 @@ export class GatewayModule {
       module: GatewayModule,
       imports: [
         AppConfigModule.forRoot(options),
+        LoggingModule.forRoot(options),
         BucketStoreModule,
         LimiterModule,
         OpenAIProxyModule,
@@ -45,11 +51,17 @@ export class GatewayModule {
         ModelsController,
       ],
       providers: [
+        ErrorReporter,
         {
           provide: APP_FILTER,
-          useFactory: () => new OpenAIExceptionFilter([translateStoreErrors]),
+          inject: [ErrorReporter],
+          useFactory: (reporter: ErrorReporter) =>
+            new OpenAIExceptionFilter([translateStoreErrors], (error, requestId) =>
+              reporter.report(error, requestId),
+            ),
         },
         { provide: APP_PIPE, useFactory: createOpenAIValidationPipe },
+        ...(options.providers ?? []),
         { provide: APP_GUARD, useExisting: LimiterGuard },
         { provide: APP_INTERCEPTOR, useExisting: SettlementInterceptor },
       ],

@@ -31,7 +31,11 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
    * @param translators turn other libraries' domain errors (a store outage, say) into
    * OpenAIExceptions; the first that returns one wins.
    */
-  constructor(private readonly translators: readonly ErrorTranslator[] = []) {}
+  constructor(
+    private readonly translators: readonly ErrorTranslator[] = [],
+    /** Told about errors nobody anticipated (the ones answered with a generic 500). */
+    private readonly onUnexpected?: (error: unknown, requestId: string | undefined) => void,
+  ) {}
 
   catch(thrown: unknown, host: ArgumentsHost): void {
     const exception = this.translate(thrown);
@@ -41,6 +45,7 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
     const { status, body, headers } = this.toOpenAIError(exception);
 
     if (!(exception instanceof HttpException)) {
+      this.onUnexpected?.(exception, String(request.id));
       this.logger.error(
         `${request.method} ${request.url} failed: ${String(exception)}`,
         exception instanceof Error ? exception.stack : undefined,

@@ -65,6 +65,8 @@ export abstract class AppConfig {
   abstract readonly logLevel: LogLevel;
   abstract readonly bodyLimitBytes: number;
   abstract readonly store: StoreConfig;
+  /** Error reporting: unset = off. */
+  abstract readonly sentryDsn: string | undefined;
   abstract readonly upstream: UpstreamConfig;
   abstract readonly limits: LimitsConfig;
 }

@@ -121,6 +121,11 @@ class EnvironmentVariables {
   @IsIn(STORE_FAILURE_MODES, { message: `must be one of ${STORE_FAILURE_MODES.join(', ')}` })
   STORE_FAILURE_MODE?: StoreFailureMode;
 
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
+  SENTRY_DSN?: string;
+
   @Capacity() CAP_GLOBAL?: number;
   @Capacity() CAP_TEAM?: number;
   @Capacity() CAP_ROLEGROUP?: number;
@@ -214,6 +219,7 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     port: env.PORT ?? d.PORT,
     logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
     bodyLimitBytes: env.BODY_LIMIT ?? d.BODY_LIMIT,
+    sentryDsn: env.SENTRY_DSN,
     store: {
       redis: redisConfig(env),
       failureMode: env.STORE_FAILURE_MODE ?? d.STORE_FAILURE_MODE,

@@ -161,7 +161,7 @@ export class OpenAIProxyService implements OnModuleDestroy {
             method: request.method,
             path: this.pathPrefix + request.path,
             body: request.body,
-            signal: request.signal ? AbortSignal.any([signal, request.signal]) : signal,
+            signal,
             bodyTimeout,
             headers: {
               authorization,
@@ -181,7 +181,9 @@ export class OpenAIProxyService implements OnModuleDestroy {
           throw new UpstreamServerError(response.statusCode, errorMessageOf(body));
         }
         return response;
-      });
+        // A parent signal per call: cockatiel's default one is shared by every call and would
+        // collect one listener per request in flight.
+      }, request.signal ?? new AbortController().signal);
     } catch (error) {
       throw upstreamFailure(error);
     }

@@ -7,6 +7,7 @@ const aliases = [
   'estimator',
   'openai-proxy',
   'health',
+  'metrics',
 ];
 
 module.exports = {
@@ -17,7 +18,14 @@ module.exports = {
   moduleFileExtensions: ['js', 'json', 'ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }],
+    // ESM-only dependencies that Node 20.19 loads with require(esm) but Jest (before Node
+    // 24.9) cannot: compiled to CommonJS for the test run only.
+    '^.+/node_modules/content-disposition/.+\\.js$': [
+      'ts-jest',
+      { tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } },
+    ],
   },
+  transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   moduleNameMapper: Object.fromEntries(
     aliases.flatMap((lib) => [
       [`^@tokenguard/${lib}$`, `<rootDir>/libs/${lib}/src`],

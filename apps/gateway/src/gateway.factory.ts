@@ -1,11 +1,12 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
-import { OpenAIException, telemetryOf } from '@tokenguard/common';
+import { GATEWAY_VERSION, OpenAIException, telemetryOf } from '@tokenguard/common';
 import { Logger } from 'nestjs-pino';
 import { AppConfig } from '@tokenguard/config';
 import { GatewayModule, type GatewayModuleOptions } from './gateway.module';
 import { installRequestLog } from './logging/request-log.hook';
+import { setUpOpenApi } from './openapi/openapi';
 import { requestIdFor } from './request-id';
 
 /**
@@ -50,6 +51,7 @@ export async function createGatewayApp(
     done();
   });
   installRequestLog(app);
+  setUpOpenApi(app, GATEWAY_VERSION);
   app.enableShutdownHooks();
   return app;
 }

@@ -11,6 +11,7 @@ import {
 } from '@tokenguard/limiter';
 import { HealthModule } from '@tokenguard/health';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
+import { AdminAuthGuard } from './admin/admin-auth.guard';
 import { BucketsController } from './admin/buckets.controller';
 import { BudgetsController } from './admin/budgets.controller';
 import { ErrorReporter } from './error-reporting/error-reporter';
@@ -62,6 +63,8 @@ export class GatewayModule {
         },
         { provide: APP_PIPE, useFactory: createOpenAIValidationPipe },
         ...(options.providers ?? []),
+        // Admin authentication first: an unauthenticated admin call never touches a budget.
+        { provide: APP_GUARD, useClass: AdminAuthGuard },
         { provide: APP_GUARD, useExisting: LimiterGuard },
         { provide: APP_INTERCEPTOR, useExisting: SettlementInterceptor },
       ],

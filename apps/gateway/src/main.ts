@@ -14,6 +14,12 @@ async function bootstrap(): Promise<void> {
     `Listening on http://${config.host}:${config.port} ` +
       `(store: ${store.backend}, upstream: ${config.upstream.baseUrl})`,
   );
+  if (!config.adminToken) {
+    logger.warn(
+      'ADMIN_TOKEN is not set: the admin API (/config, /buckets) is OPEN to anyone who can reach ' +
+        'this port. Set ADMIN_TOKEN (required when NODE_ENV=production).',
+    );
+  }
   if (!config.upstream.apiKey) {
     logger.warn('OPENAI_API_KEY is not set: admin and status work, proxied calls answer 503.');
   }

@@ -3,3 +3,4 @@ export * from './openai-exception.filter';
 export * from './openai-validation';
 export * from './rate-limit-duration';
 export * from './request-telemetry';
+export * from './build-info';

@@ -44,6 +44,19 @@ export interface StoreConfig {
   readonly failureMode: StoreFailureMode;
 }
 
+/** What `/metrics` exports (see libs/metrics). */
+export interface MetricsConfig {
+  /** False: no `/metrics` endpoint (404) and nothing recorded. */
+  readonly enabled: boolean;
+  /**
+   * Scope types whose buckets get level/capacity gauges, one series per id this instance has
+   * seen set or charged (global always has one). Ids of these types appear as label values.
+   */
+  readonly bucketScopes: readonly BudgetScopeType[];
+  /** Upper bound on the per-id bucket series (global excluded). */
+  readonly maxBucketSeries: number;
+}
+
 export interface LimitsConfig {
   /** Default budget per scope type; per-id overrides live in the store. */
   readonly defaults: Readonly<Record<BudgetScopeType, BudgetPolicy>>;
@@ -65,8 +78,11 @@ export abstract class AppConfig {
   abstract readonly logLevel: LogLevel;
   abstract readonly bodyLimitBytes: number;
   abstract readonly store: StoreConfig;
+  /** Bearer token for the admin API; unset = the admin API is open (refused in production). */
+  abstract readonly adminToken: string | undefined;
   /** Error reporting: unset = off. */
   abstract readonly sentryDsn: string | undefined;
   abstract readonly upstream: UpstreamConfig;
   abstract readonly limits: LimitsConfig;
+  abstract readonly metrics: MetricsConfig;
 }

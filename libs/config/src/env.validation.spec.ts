@@ -93,6 +93,39 @@ describe('loadAppConfig', () => {
     expect(message).not.toMatch(/hunter2/);
   });
 
+  it('refuses to run in production with an open admin API', () => {
+    expect(() => loadAppConfig({ NODE_ENV: 'production' })).toThrow(/ADMIN_TOKEN: is required/);
+    expect(loadAppConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'x'.repeat(32) }).adminToken).toBe(
+      'x'.repeat(32),
+    );
+    expect(() => loadAppConfig({ ADMIN_TOKEN: 'short' })).toThrow(/ADMIN_TOKEN: must be at least/);
+    expect(() => loadAppConfig({ ADMIN_TOKEN: 'short' })).not.toThrow(/short/);
+  });
+
+  it('reads the metrics settings', () => {
+    expect(loadAppConfig({}).metrics).toEqual({
+      enabled: true,
+      bucketScopes: ['global', 'team'],
+      maxBucketSeries: 100,
+    });
+    expect(
+      loadAppConfig({
+        ENABLE_METRICS: 'false',
+        METRICS_BUCKET_SCOPES: 'team, rolegroup,team',
+        METRICS_MAX_BUCKET_SERIES: '0',
+      }).metrics,
+    ).toEqual({ enabled: false, bucketScopes: ['team', 'rolegroup'], maxBucketSeries: 0 });
+    for (const [name, value] of [
+      ['ENABLE_METRICS', 'sometimes'],
+      ['METRICS_BUCKET_SCOPES', 'team,users'],
+      ['METRICS_BUCKET_SCOPES', 'team,,user'],
+      ['METRICS_MAX_BUCKET_SERIES', '-1'],
+      ['METRICS_MAX_BUCKET_SERIES', '100000'],
+    ]) {
+      expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^\\s+- ${name}:`, 'm'));
+    }
+  });
+
   it('returns a frozen object', () => {
     const config = loadAppConfig({});
     expect(Object.isFrozen(config)).toBe(true);

@@ -14,7 +14,13 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
-import type { AppConfig, LogLevel, NodeEnv, StoreFailureMode } from './app-config';
+import type {
+  AppConfig,
+  BudgetScopeType,
+  LogLevel,
+  NodeEnv,
+  StoreFailureMode,
+} from './app-config';
 
 /** Milli-token levels must stay exact in a double (and in Lua). */
 const MAX_CAPACITY = 1e12;
@@ -29,6 +35,8 @@ const LOG_LEVELS: readonly LogLevel[] = [
 ];
 const NODE_ENVS: readonly NodeEnv[] = ['development', 'production', 'test'];
 const STORE_FAILURE_MODES: readonly StoreFailureMode[] = ['closed', 'open', 'local'];
+const SCOPE_TYPE_PATTERN = '(global|team|rolegroup|role|user)';
+const SCOPE_TYPE_LIST = new RegExp(`^${SCOPE_TYPE_PATTERN}(\\s*,\\s*${SCOPE_TYPE_PATTERN})*$`);
 
 /** Empty strings count as unset, so `FOO=` in a .env file falls back to the default. */
 const blankToUndefined = (value: unknown): unknown =>
@@ -126,6 +134,13 @@ class EnvironmentVariables {
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   SENTRY_DSN?: string;
 
+  /** Guessable tokens defeat the point; 16 characters is the floor. */
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  ADMIN_TOKEN?: string;
+
   @Capacity() CAP_GLOBAL?: number;
   @Capacity() CAP_TEAM?: number;
   @Capacity() CAP_ROLEGROUP?: number;
@@ -141,6 +156,16 @@ class EnvironmentVariables {
   @Capacity() TOKEN_ADJUSTMENT_THRESHOLD?: number;
   @IntInRange(1, 10_000_000) DEFAULT_MAX_OUTPUT_TOKENS?: number;
   @IntInRange(1, 7 * 24 * 3600) RESERVATION_TTL_SECONDS?: number;
+
+  @Transform(toBoolean) @IsOptional() @IsBoolean() ENABLE_METRICS?: boolean;
+  /** Comma-separated scope types; split after validation. */
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @Matches(SCOPE_TYPE_LIST, {
+    message: 'must be a comma-separated list of global, team, rolegroup, role, user',
+  })
+  METRICS_BUCKET_SCOPES?: string;
+  @IntInRange(0, 10_000) METRICS_MAX_BUCKET_SERIES?: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -171,6 +196,9 @@ export const CONFIG_DEFAULTS = {
   REDIS_NAMESPACE: 'tokenguard',
   REDIS_COMMAND_TIMEOUT_MS: 500,
   STORE_FAILURE_MODE: 'local',
+  ENABLE_METRICS: true,
+  METRICS_BUCKET_SCOPES: 'global,team',
+  METRICS_MAX_BUCKET_SERIES: 100,
 } as const;
 
 export class ConfigValidationError extends Error {
@@ -201,7 +229,13 @@ function describeProblem(error: ValidationError): string {
 export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
   const env = plainToInstance(EnvironmentVariables, raw, { excludeExtraneousValues: false });
   const errors = validateSync(env, { whitelist: true, stopAtFirstError: true });
-  if (errors.length > 0) throw new ConfigValidationError(errors.map(describeProblem));
+  const problems = errors.map(describeProblem);
+  if (env.NODE_ENV === 'production' && env.ADMIN_TOKEN === undefined) {
+    problems.push(
+      'ADMIN_TOKEN: is required when NODE_ENV=production (the admin API would be open)',
+    );
+  }
+  if (problems.length > 0) throw new ConfigValidationError(problems);
 
   const d = CONFIG_DEFAULTS;
   const policy = (
@@ -219,6 +253,7 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     port: env.PORT ?? d.PORT,
     logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
     bodyLimitBytes: env.BODY_LIMIT ?? d.BODY_LIMIT,
+    adminToken: env.ADMIN_TOKEN,
     sentryDsn: env.SENTRY_DSN,
     store: {
       redis: redisConfig(env),
@@ -247,6 +282,17 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
       tokenAdjustmentThreshold: env.TOKEN_ADJUSTMENT_THRESHOLD ?? d.TOKEN_ADJUSTMENT_THRESHOLD,
       defaultMaxOutputTokens: env.DEFAULT_MAX_OUTPUT_TOKENS ?? d.DEFAULT_MAX_OUTPUT_TOKENS,
       reservationTtlMs: (env.RESERVATION_TTL_SECONDS ?? d.RESERVATION_TTL_SECONDS) * 1000,
+    },
+    metrics: {
+      enabled: env.ENABLE_METRICS ?? d.ENABLE_METRICS,
+      bucketScopes: [
+        ...new Set(
+          (env.METRICS_BUCKET_SCOPES ?? d.METRICS_BUCKET_SCOPES)
+            .split(',')
+            .map((type) => type.trim() as BudgetScopeType),
+        ),
+      ],
+      maxBucketSeries: env.METRICS_MAX_BUCKET_SERIES ?? d.METRICS_MAX_BUCKET_SERIES,
     },
   };
   return deepFreeze(config);

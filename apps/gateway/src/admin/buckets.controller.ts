@@ -1,5 +1,12 @@
 import { Controller, Get, Inject, Param } from '@nestjs/common';
 import {
+  ApiBadRequestResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import {
   BUCKET_STORE,
   type BucketStore,
   GLOBAL_SCOPE_ID,
@@ -7,18 +14,29 @@ import {
 } from '@tokenguard/bucket-store';
 import { OpenAIException } from '@tokenguard/common';
 import { IDENTITY_PATTERN } from '@tokenguard/limiter';
-import { type BucketView, toBucketView } from './bucket-view';
+import { OpenAIErrorResponse } from '../openapi/openai-error.response';
+import { AdminRoute } from './admin-route.decorator';
+import { type BucketView, BucketViewDto, toBucketView } from './bucket-view';
 
+@ApiTags('admin')
+@AdminRoute()
+@ApiBadRequestResponse({ description: 'Unknown scope or invalid id', type: OpenAIErrorResponse })
 @Controller('buckets')
 export class BucketsController {
   constructor(@Inject(BUCKET_STORE) private readonly store: BucketStore) {}
 
   @Get('global')
+  @ApiOperation({ summary: 'Read the global bucket' })
+  @ApiOkResponse({ type: BucketViewDto })
   async global(): Promise<BucketView> {
     return toBucketView(await this.store.getBucket({ type: 'global', id: GLOBAL_SCOPE_ID }));
   }
 
   @Get(':scope/:id')
+  @ApiOperation({ summary: 'Read one bucket (a never-used bucket reads full)' })
+  @ApiParam({ name: 'scope', enum: ['team', 'rolegroup', 'role', 'user'] })
+  @ApiParam({ name: 'id', example: 'alice' })
+  @ApiOkResponse({ type: BucketViewDto })
   async one(@Param('scope') scope: string, @Param('id') id: string): Promise<BucketView> {
     if (!isScopeType(scope) || scope === 'global') {
       throw OpenAIException.badRequest(

@@ -1,8 +1,10 @@
 import { Controller, Get, HttpStatus, Res, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { StoreHealthIndicator } from '@tokenguard/health';
 
+@ApiTags('status')
 @Controller('health')
 export class HealthController {
   constructor(

@@ -1,11 +1,18 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
-import { OpenAIProxyService } from '@tokenguard/openai-proxy';
+import {
+  ChatCompletionRequestDto,
+  CompletionRequestDto,
+  OpenAIProxyService,
+} from '@tokenguard/openai-proxy';
 import { CHAT_COMPLETION_CHARGE, COMPLETION_CHARGE } from './charges';
+import { OpenAIRoute } from './openai-route.decorator';
 import { relayJson, relayStream, streamingBody } from './upstream-call';
 
 /** Chat completions and legacy completions: JSON or SSE, charged the same way. */
+@ApiTags('openai')
 @Controller('v1')
 export class ChatCompletionsController {
   constructor(private readonly proxy: OpenAIProxyService) {}
@@ -13,6 +20,11 @@ export class ChatCompletionsController {
   @Post('chat/completions')
   @HttpCode(200)
   @RateLimited(CHAT_COMPLETION_CHARGE)
+  @OpenAIRoute(
+    'Create a chat completion',
+    ChatCompletionRequestDto,
+    'Estimated from the messages, tools and max tokens, reserved in every scope, settled to usage.',
+  )
   chat(
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -23,6 +35,11 @@ export class ChatCompletionsController {
   @Post('completions')
   @HttpCode(200)
   @RateLimited(COMPLETION_CHARGE)
+  @OpenAIRoute(
+    'Create a completion (legacy)',
+    CompletionRequestDto,
+    'Prompt plus max_tokens per choice.',
+  )
   completions(
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,

@@ -1,10 +1,13 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
-import { OpenAIProxyService } from '@tokenguard/openai-proxy';
+import { EmbeddingRequestDto, OpenAIProxyService } from '@tokenguard/openai-proxy';
 import { EMBEDDING_CHARGE } from './charges';
+import { OpenAIRoute } from './openai-route.decorator';
 import { relayJson } from './upstream-call';
 
+@ApiTags('openai')
 @Controller('v1')
 export class EmbeddingsController {
   constructor(private readonly proxy: OpenAIProxyService) {}
@@ -12,6 +15,7 @@ export class EmbeddingsController {
   @Post('embeddings')
   @HttpCode(200)
   @RateLimited(EMBEDDING_CHARGE)
+  @OpenAIRoute('Create embeddings', EmbeddingRequestDto, 'Charged for input tokens only.')
   create(
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,

@@ -1,4 +1,5 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OpenAIException } from '@tokenguard/common';
 import { OpenAIProxyService } from '@tokenguard/openai-proxy';
@@ -6,11 +7,13 @@ import { OpenAIProxyService } from '@tokenguard/openai-proxy';
 const MODEL_ID = /^[A-Za-z0-9._:-]{1,256}$/;
 
 /** The provider's model list, passed through; nothing is generated, so nothing is charged. */
+@ApiTags('openai')
 @Controller('v1/models')
 export class ModelsController {
   constructor(private readonly proxy: OpenAIProxyService) {}
 
   @Get()
+  @ApiOperation({ summary: "List the provider's models (free, no identity needed)" })
   list(
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -19,6 +22,7 @@ export class ModelsController {
   }
 
   @Get(':id')
+  @ApiOperation({ summary: 'Read one model (free)' })
   one(
     @Param('id') id: string,
     @Req() request: FastifyRequest,

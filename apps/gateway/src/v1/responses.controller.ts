@@ -1,11 +1,14 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
-import { OpenAIProxyService } from '@tokenguard/openai-proxy';
+import { OpenAIProxyService, ResponseRequestDto } from '@tokenguard/openai-proxy';
 import { RESPONSE_CHARGE } from './charges';
+import { OpenAIRoute } from './openai-route.decorator';
 import { relayJson, relayStream, streamingBody } from './upstream-call';
 
 /** The Responses API; its stream always ends with an event carrying usage. */
+@ApiTags('openai')
 @Controller('v1')
 export class ResponsesController {
   constructor(private readonly proxy: OpenAIProxyService) {}
@@ -13,6 +16,11 @@ export class ResponsesController {
   @Post('responses')
   @HttpCode(200)
   @RateLimited(RESPONSE_CHARGE)
+  @OpenAIRoute(
+    'Create a model response (Responses API)',
+    ResponseRequestDto,
+    'Input items and instructions plus max_output_tokens; settled on response.completed.',
+  )
   create(
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,

@@ -1,3 +1,4 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMinSize,
@@ -43,10 +44,15 @@ function IsMessageContent(options?: ValidationOptions): PropertyDecorator {
  * is forwarded untouched and validated by the provider, which is the authority on its own API.
  */
 export class ChatMessageDto {
+  @ApiProperty({ example: 'user', description: 'system, developer, user, assistant, tool…' })
   @IsString()
   @IsNotEmpty()
   role!: string;
 
+  @ApiPropertyOptional({
+    example: 'Hello!',
+    description: 'A string, null, or an array of content parts ({type: "text", text}, …)',
+  })
   @IsOptional()
   @IsMessageContent()
   content?: string | Array<Record<string, unknown>> | null;
@@ -67,22 +73,26 @@ export class StreamOptionsDto {
 }
 
 export class ChatCompletionRequestDto {
+  @ApiProperty({ example: 'gpt-4o-mini' })
   @IsString()
   @IsNotEmpty()
   @MaxLength(256)
   model!: string;
 
+  @ApiProperty({ type: [ChatMessageDto] })
   @IsArray()
   @ArrayMinSize(1)
   @ValidateNested({ each: true })
   @Type(() => ChatMessageDto)
   messages!: ChatMessageDto[];
 
+  @ApiPropertyOptional({ example: 50, description: 'Output allowance (else the gateway default)' })
   @IsOptional()
   @IsInt()
   @Min(1)
   max_tokens?: number | null;
 
+  @ApiPropertyOptional({ description: 'Takes precedence over max_tokens' })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -94,6 +104,7 @@ export class ChatCompletionRequestDto {
   @Max(128)
   n?: number | null;
 
+  @ApiPropertyOptional({ description: 'Server-sent events, charged to the token' })
   @IsOptional()
   @IsBoolean()
   stream?: boolean | null;

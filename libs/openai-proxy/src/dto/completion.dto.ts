@@ -1,3 +1,4 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   IsBoolean,
@@ -16,14 +17,17 @@ import { IsTextOrTokens } from './openai-validators';
 
 /** Legacy `POST /v1/completions`: only what the estimate reads is checked. */
 export class CompletionRequestDto {
+  @ApiProperty({ example: 'gpt-3.5-turbo-instruct' })
   @IsString()
   @IsNotEmpty()
   @MaxLength(256)
   model!: string;
 
+  @ApiProperty({ example: 'Say this is a test', description: 'String, strings, or token ids' })
   @IsTextOrTokens()
   prompt!: string | string[] | number[] | number[][];
 
+  @ApiPropertyOptional({ example: 16 })
   @IsOptional()
   @IsInt()
   @Min(0)

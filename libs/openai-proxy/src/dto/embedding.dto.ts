@@ -1,13 +1,16 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { IsInt, IsNotEmpty, IsOptional, IsString, MaxLength, Min } from 'class-validator';
 import { IsTextOrTokens } from './openai-validators';
 
 /** `POST /v1/embeddings`: input tokens only, no output allowance. */
 export class EmbeddingRequestDto {
+  @ApiProperty({ example: 'text-embedding-3-small' })
   @IsString()
   @IsNotEmpty()
   @MaxLength(256)
   model!: string;
 
+  @ApiProperty({ example: 'The quick brown fox', description: 'String, strings, or token ids' })
   @IsTextOrTokens()
   input!: string | string[] | number[] | number[][];
 

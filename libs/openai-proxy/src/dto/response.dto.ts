@@ -1,3 +1,4 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsArray,
   IsBoolean,
@@ -13,11 +14,13 @@ import { IsResponseInput } from './openai-validators';
 
 /** `POST /v1/responses` (the Responses API). */
 export class ResponseRequestDto {
+  @ApiProperty({ example: 'gpt-4o' })
   @IsString()
   @IsNotEmpty()
   @MaxLength(256)
   model!: string;
 
+  @ApiPropertyOptional({ example: 'Tell me a joke.', description: 'A string or input items' })
   @IsOptional()
   @IsResponseInput()
   input?: string | ResponseInputItem[] | null;
@@ -26,6 +29,7 @@ export class ResponseRequestDto {
   @IsString()
   instructions?: string | null;
 
+  @ApiPropertyOptional({ example: 200 })
   @IsOptional()
   @IsInt()
   @Min(1)

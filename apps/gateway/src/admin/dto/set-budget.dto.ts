@@ -1,3 +1,4 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsIn,
   IsNumber,
@@ -14,20 +15,32 @@ import { IDENTITY_PATTERN } from '@tokenguard/limiter';
 const FINITE = { allowNaN: false, allowInfinity: false } as const;
 
 export class SetBudgetDto {
+  @ApiProperty({ enum: SCOPE_TYPES, example: 'team' })
   @IsIn(SCOPE_TYPES, { message: `scope must be one of ${SCOPE_TYPES.join(', ')}` })
   scope!: ScopeType;
 
   /** Required for every scope but global, which has exactly one bucket. */
+  @ApiPropertyOptional({
+    example: 'blue',
+    description: 'The team, rolegroup, role or user id; omitted for global.',
+    pattern: '^[A-Za-z0-9._@+-]{1,128}$',
+  })
   @ValidateIf((dto: SetBudgetDto) => dto.scope !== 'global')
   @IsString({ message: 'id is required for this scope' })
   @Matches(IDENTITY_PATTERN, { message: 'id must be 1-128 characters from A-Z a-z 0-9 . _ @ + -' })
   id?: string;
 
+  @ApiProperty({ example: 5000, minimum: 0, description: 'Bucket capacity in tokens.' })
   @IsNumber(FINITE, { message: 'capacity must be a number' })
   @Min(0)
   @Max(MAX_TOKENS)
   capacity!: number;
 
+  @ApiPropertyOptional({
+    example: 25,
+    minimum: 0,
+    description: 'Refill speed in tokens per second; unchanged when omitted.',
+  })
   @IsOptional()
   @IsNumber(FINITE, { message: 'refillPerSec must be a number' })
   @Min(0)

@@ -15,13 +15,25 @@
  * It imports the store files by relative path, not through `@tokenguard/bucket-store`, so
  * that tsc without the path aliases compiles exactly what it needs.
  *
- * Environment: TEST_REDIS_URL (default redis://127.0.0.1:6379), BENCH_SECONDS per
- * measurement (default 3), BENCH_CONCURRENCY (default "1,16,64").
+ * Redis: BENCH_REDIS_URL when set; otherwise a private `redis-server` started for the run
+ * (when one is on PATH), so that tests other people run on the shared Redis do not land in
+ * the figures; otherwise TEST_REDIS_URL (default redis://127.0.0.1:6379).
+ * Other settings: BENCH_SECONDS per measurement (default 3), BENCH_CONCURRENCY (default
+ * "1,16,64"), BENCH_BATCH (the store's maxBatchSize, default the store's own).
  *
- * One operation of a store = reserve(5 scopes) then settle, two round trips for Redis. One
- * operation of the baseline = one EVALSHA. Target: the Redis store at 64 in flight reaches at
- * least 50% of the baseline's operations per second.
+ * One operation of a store = reserve(5 scopes) then settle. The Redis store coalesces the
+ * calls made in one event-loop turn into one script call, so one operation costs less than
+ * two round trips when several are in flight; the `calls/op` column gives the script calls
+ * Redis ran per operation (from INFO commandstats). One operation of the baseline = one
+ * EVALSHA. Target: the Redis store at 64 in flight reaches at least 50% of the baseline's
+ * operations per second.
+ *
+ * `node` and `redis` are the CPU time of this process and of the Redis server per second of
+ * the measurement (100% = one core); whichever reaches 100% first is the bottleneck. With a
+ * shared Redis its CPU includes other clients' load. On a shared machine, compare the ratios
+ * within one run and repeat the run: other load lowers both sides, but not by the same amount.
  */
+import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type {
@@ -39,6 +51,10 @@ import {
 } from '../../libs/bucket-store/src/redis-client';
 import { testRedisUrl } from '../../libs/bucket-store/src/testing/redis-availability';
 import {
+  type RedisServerHandle,
+  startRedisServer,
+} from '../../libs/bucket-store/src/testing/redis-server';
+import {
   deleteNamespace,
   uniqueNamespace,
 } from '../../libs/bucket-store/src/testing/redis-test-store';
@@ -49,7 +65,7 @@ const WARMUP_MS = 500;
 // load from other processes on the machine falls on all of them alike.
 const ROUNDS = 3;
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1,16,64').split(',').map(Number);
-const URL = testRedisUrl();
+const BATCH = process.env.BENCH_BATCH === undefined ? undefined : Number(process.env.BENCH_BATCH);
 
 // Budgets that never run out, so every reserve is admitted and does the full work.
 const HUGE: BucketPolicy = { capacity: 1e12, refillPerSec: 1e9 };
@@ -68,12 +84,38 @@ type Op = (n: number) => Promise<unknown>;
 interface Sample {
   readonly latencies: number[];
   elapsedMs: number;
+  /** CPU microseconds of this process and of Redis, and script calls Redis ran. */
+  nodeCpuUs: number;
+  redisCpuUs: number;
+  scriptCalls: number;
 }
 
 interface Figures {
   readonly opsPerSec: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** CPU per wall second, 1 = one core. */
+  readonly nodeCpu: number;
+  readonly redisCpu: number;
+  readonly callsPerOp: number;
+}
+
+/** What Redis reports of its own work: CPU seconds and EVAL/EVALSHA calls so far. */
+interface RedisCounters {
+  readonly cpuUs: number;
+  readonly scriptCalls: number;
+}
+
+async function redisCounters(client: Redis): Promise<RedisCounters> {
+  const info = await client.info('all');
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  const calls = (command: string) =>
+    Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  return {
+    cpuUs: (field('used_cpu_user') + field('used_cpu_sys')) * 1e6,
+    scriptCalls: calls('evalsha') + calls('eval'),
+  };
 }
 
 /** Five scopes as a request carries them; ids vary per operation like real traffic. */
@@ -95,12 +137,19 @@ function storeOp(store: BucketStore, run: string): Op {
   };
 }
 
-const newSample = (): Sample => ({ latencies: [], elapsedMs: 0 });
+const newSample = (): Sample => ({
+  latencies: [],
+  elapsedMs: 0,
+  nodeCpuUs: 0,
+  redisCpuUs: 0,
+  scriptCalls: 0,
+});
 
 /** `concurrency` loops calling `op` back to back for `ms`, recording every call's latency. */
 async function load(sample: Sample, concurrency: number, ms: number, op: Op): Promise<void> {
   let sequence = 0;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const end = started + ms;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -113,39 +162,54 @@ async function load(sample: Sample, concurrency: number, ms: number, op: Op): Pr
     }),
   );
   sample.elapsedMs += performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  sample.nodeCpuUs += used.user + used.system;
 }
 
 function figures(sample: Sample): Figures {
   const sorted = [...sample.latencies].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  const seconds = sample.elapsedMs * 1_000;
   return {
     opsPerSec: (sorted.length / sample.elapsedMs) * 1_000,
     p50Ms: at(0.5),
     p99Ms: at(0.99),
+    nodeCpu: sample.nodeCpuUs / seconds,
+    redisCpu: sample.redisCpuUs / seconds,
+    callsPerOp: sample.scriptCalls / sorted.length,
   };
 }
 
 /** Warm every op up, then measure them in alternating rounds. */
-async function measureAll(concurrency: number, ops: readonly Op[]): Promise<Figures[]> {
+async function measureAll(
+  admin: Redis,
+  concurrency: number,
+  ops: readonly Op[],
+): Promise<Figures[]> {
   for (const op of ops) await load(newSample(), concurrency, WARMUP_MS, op);
   const samples = ops.map(newSample);
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < ops.length; i++) {
+      const before = await redisCounters(admin);
       await load(samples[i], concurrency, (SECONDS * 1_000) / ROUNDS, ops[i]);
+      const after = await redisCounters(admin);
+      samples[i].redisCpuUs += after.cpuUs - before.cpuUs;
+      samples[i].scriptCalls += after.scriptCalls - before.scriptCalls;
     }
   }
   return samples.map(figures);
 }
 
-function connect(): RedisClient {
-  const client = createRedisClient({ url: URL, commandTimeoutMs: 5_000 });
+function connect(url: string): RedisClient {
+  const client = createRedisClient({ url, commandTimeoutMs: 5_000 });
   client.on('error', () => undefined);
   return client;
 }
 
+const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
+
 function row(name: string, concurrency: number, f: Figures, baseline?: Figures): string {
-  const ratio =
-    baseline === undefined ? '' : `${((f.opsPerSec / baseline.opsPerSec) * 100).toFixed(0)}%`;
+  const ratio = baseline === undefined ? '' : percent(f.opsPerSec / baseline.opsPerSec);
   return [
     name.padEnd(28),
     String(concurrency).padStart(4),
@@ -153,23 +217,44 @@ function row(name: string, concurrency: number, f: Figures, baseline?: Figures):
     f.p50Ms.toFixed(3).padStart(9),
     f.p99Ms.toFixed(3).padStart(9),
     ratio.padStart(12),
+    percent(f.nodeCpu).padStart(6),
+    percent(f.redisCpu).padStart(6),
+    f.callsPerOp.toFixed(2).padStart(9),
   ].join(' ');
 }
 
+function hasRedisServer(): boolean {
+  return spawnSync('redis-server', ['--version'], { timeout: 5_000 }).status === 0;
+}
+
 async function main(): Promise<void> {
-  const client = connect() as Redis;
+  let server: RedisServerHandle | undefined;
+  let url = process.env.BENCH_REDIS_URL;
+  if (url === undefined && hasRedisServer()) {
+    server = await startRedisServer();
+    url = server.url;
+  }
+  url ??= testRedisUrl();
+  const client = connect(url) as Redis;
   await waitForRedisReady(client);
   const namespace = uniqueNamespace('bench');
-  const redisStore = new RedisBucketStore({ client: connect(), namespace, defaults: DEFAULTS });
+  const redisStore = new RedisBucketStore({
+    client: connect(url),
+    namespace,
+    defaults: DEFAULTS,
+    maxBatchSize: BATCH,
+  });
   await waitForRedisReady(redisStore.client);
   const memoryStore = new MemoryBucketStore({ defaults: DEFAULTS });
   const sha = String(await client.script('LOAD', TRIVIAL_SCRIPT));
   const baselineKey = `tg:{${namespace}}:bench-baseline`;
 
   const lines = [
-    `Redis ${URL}; ${SECONDS} s per measurement in ${ROUNDS} alternating rounds after a ` +
+    `Redis ${url} (${server === undefined ? 'given' : 'private, started for this run'}); ` +
+      `${SECONDS} s per measurement in ${ROUNDS} alternating rounds after a ` +
       `${WARMUP_MS} ms warm-up; node ${process.version}`,
     'store op = reserve(5 scopes) + settle; baseline op = one EVALSHA of a trivial 1-key script',
+    `Redis store maxBatchSize: ${BATCH ?? 'default'}`,
     '',
     [
       'op'.padEnd(28),
@@ -178,12 +263,15 @@ async function main(): Promise<void> {
       'p50 ms'.padStart(9),
       'p99 ms'.padStart(9),
       'vs baseline'.padStart(12),
+      'node'.padStart(6),
+      'redis'.padStart(6),
+      'calls/op'.padStart(9),
     ].join(' '),
   ];
   const verdicts: string[] = [];
   try {
     for (const c of CONCURRENCY) {
-      const [baseline, redis, memory] = await measureAll(c, [
+      const [baseline, redis, memory] = await measureAll(client, c, [
         () => client.evalsha(sha, 1, baselineKey),
         storeOp(redisStore, `redis-${c}`),
         storeOp(memoryStore, `memory-${c}`),
@@ -206,6 +294,7 @@ async function main(): Promise<void> {
     await redisStore.close();
     await memoryStore.close();
     await client.quit();
+    await server?.stop();
   }
   process.stdout.write(`${[...lines, '', ...verdicts].join('\n')}\n`);
 }

@@ -6,12 +6,7 @@ import { BucketPolicy, GLOBAL_SCOPE_ID, ScopeRef, ScopeType } from './bucket-sto
 import { RedisBucketStore } from './redis-bucket.store';
 import { createRedisClient, waitForRedisReady, type RedisClient } from './redis-client';
 import { redisKeys } from './redis-keys';
-import {
-  GET_BUCKET_SCRIPT,
-  RESERVE_SCRIPT,
-  SETTLE_SCRIPT,
-  SET_POLICY_SCRIPT,
-} from './redis-scripts';
+import { GET_BUCKET_SCRIPT, SET_POLICY_SCRIPT, batchScript } from './redis-scripts';
 import { BucketStoreUnavailableError } from './store-unavailable.error';
 import {
   describeWithRedis,
@@ -110,6 +105,15 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
     return s;
   }
 
+  /** A bucket key's value: a tag byte 1, then level and at as little-endian doubles. */
+  async function storedState(key: string): Promise<{ level: number; at: number }> {
+    const raw = await admin.getBuffer(key);
+    if (raw === null) throw new Error(`no state at ${key}`);
+    expect(raw).toHaveLength(17);
+    expect(raw[0]).toBe(1);
+    return { level: raw.readDoubleLE(1), at: raw.readDoubleLE(9) };
+  }
+
   async function redisNowUs(): Promise<number> {
     const [s, us] = await admin.time();
     return Number(s) * 1e6 + Number(us);
@@ -154,16 +158,14 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
         cm: '5000000',
         r: '2.5',
       });
-      const [level, at] = (await admin.get(keys.bucket(alice)))!.split(' ');
-      expect(level).toBe('900000');
+      const { level, at } = await storedState(keys.bucket(alice));
+      expect(level).toBe(900_000);
       // Microseconds on the Redis clock.
-      expect(Math.abs(Number(at) - (await redisNowUs()))).toBeLessThan(5_000_000);
-      expect(JSON.parse((await admin.get(keys.reservation('req-1')))!)).toEqual([
-        '100',
-        'global:global',
-        'team:red',
-        'user:alice',
-      ]);
+      expect(Math.abs(at - (await redisNowUs()))).toBeLessThan(5_000_000);
+      // Tokens, then each scope as "<length> <type>:<id>".
+      expect(await admin.get(keys.reservation('req-1'))).toBe(
+        '100 13 global:global 8 team:red 10 user:alice',
+      );
 
       await store.settle('req-1', 100);
       expect(await admin.exists(keys.reservation('req-1'))).toBe(0);
@@ -232,7 +234,7 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
       expect((await store.getBucket(alice)).tokens).toBe(5);
       // The next write restarts the count from now instead of waiting a minute.
       await store.reserve({ reservationId: 'r2', scopes: [alice], tokens: 0 });
-      const t = Number((await admin.get(keys.bucket(alice)))!.split(' ')[1]);
+      const t = (await storedState(keys.bucket(alice))).at;
       expect(t).toBeLessThanOrEqual(await redisNowUs());
       await sleep(250);
       expect((await store.getBucket(alice)).tokens).toBeGreaterThanOrEqual(7);
@@ -240,22 +242,23 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
   });
 
   describe('scripts', () => {
-    it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT), all four of them', async () => {
-      const shas = [RESERVE_SCRIPT, SETTLE_SCRIPT, GET_BUCKET_SCRIPT, SET_POLICY_SCRIPT].map(sha1);
+    it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT), all three of them', async () => {
+      const batch = batchScript(keys.prefix, RESERVATION_TTL_MS, MARGIN_MS, DEFAULTS);
+      const shas = [batch, GET_BUCKET_SCRIPT, SET_POLICY_SCRIPT].map(sha1);
       await store.reserve({ reservationId: 'warm', scopes: [alice], tokens: 1 });
       await store.settle('warm', 1);
       await store.getBucket(alice);
       await store.setPolicy(alice, {});
 
       await admin.script('FLUSH');
-      expect(await admin.script('EXISTS', ...shas)).toEqual([0, 0, 0, 0]);
+      expect(await admin.script('EXISTS', ...shas)).toEqual([0, 0, 0]);
 
       const result = await store.reserve({ reservationId: 'r1', scopes: [alice], tokens: 10 });
       expect(result.admitted).toBe(true);
       expect(await store.settle('r1', 4)).toEqual({ applied: true, refunded: 6 });
       expect((await store.setPolicy(alice, { capacity: 2_000 })).capacity).toBe(2_000);
       expect((await store.getBucket(alice)).tokens).toBeGreaterThanOrEqual(993);
-      expect(await admin.script('EXISTS', ...shas)).toEqual([1, 1, 1, 1]);
+      expect(await admin.script('EXISTS', ...shas)).toEqual([1, 1, 1]);
     });
   });
 
@@ -267,7 +270,7 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
       const big: ScopeRef = { type: 'team', id: 'big' };
       await huge.reserve({ reservationId: 'r1', scopes: [big], tokens: 1 });
       expect((await huge.getBucket(big)).tokens).toBe(999_999_999_999);
-      expect((await admin.get(keys.bucket(big)))!.split(' ')[0]).toBe('999999999999000');
+      expect((await storedState(keys.bucket(big))).level).toBe(999_999_999_999_000);
       expect(await huge.settle('r1', 5e12)).toEqual({ applied: true, refunded: 1 - 5e12 });
       expect((await huge.getBucket(big)).tokens).toBe(-1e12);
     });

@@ -12,6 +12,10 @@ const aliases = [
 
 module.exports = {
   testEnvironment: 'node',
+  // Jest 30 "soft-deletes" globals a test file left behind by wrapping them in accessors whose
+  // setter re-enters itself: a later file in the same worker that sets one (the Sentry SDK's
+  // per-version carrier, '10.75.3') dies with "Maximum call stack size exceeded".
+  testEnvironmentOptions: { globalsCleanup: 'off' },
   rootDir: '.',
   roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test'],
   testRegex: '.*\\.(spec|e2e-spec)\\.ts$',

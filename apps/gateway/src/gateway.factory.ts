@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { GATEWAY_VERSION, OpenAIException, telemetryOf } from '@tokenguard/common';
 import { Logger } from 'nestjs-pino';
 import { AppConfig } from '@tokenguard/config';
+import { installRequestMetrics } from '@tokenguard/metrics';
 import { GatewayModule, type GatewayModuleOptions } from './gateway.module';
 import { installRequestLog } from './logging/request-log.hook';
 import { setUpOpenApi } from './openapi/openapi';
@@ -50,6 +51,7 @@ export async function createGatewayApp(
     void reply.header('x-request-id', request.id);
     done();
   });
+  installRequestMetrics(app);
   installRequestLog(app);
   setUpOpenApi(app, GATEWAY_VERSION);
   app.enableShutdownHooks();

@@ -10,6 +10,7 @@ import {
   translateStoreErrors,
 } from '@tokenguard/limiter';
 import { HealthModule } from '@tokenguard/health';
+import { MetricsModule } from '@tokenguard/metrics';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
 import { AdminAuthGuard } from './admin/admin-auth.guard';
 import { BucketsController } from './admin/buckets.controller';
@@ -36,6 +37,7 @@ export class GatewayModule {
       imports: [
         AppConfigModule.forRoot(options),
         LoggingModule.forRoot(options),
+        MetricsModule.forRoot(),
         BucketStoreModule,
         LimiterModule,
         OpenAIProxyModule,

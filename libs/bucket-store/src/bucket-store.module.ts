@@ -1,8 +1,10 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { AppConfig } from '@tokenguard/config';
+import { GatewayMetrics } from '@tokenguard/metrics';
 import { BUCKET_STORE, type BucketStore } from './bucket-store.interface';
 import { FailoverBucketStore, type StoreTransition } from './failover-bucket.store';
 import { MemoryBucketStore } from './memory-bucket.store';
+import { MeteredBucketStore } from './metered-bucket.store';
 import { RedisBucketStore } from './redis-bucket.store';
 import { createRedisClient, waitForRedisReady } from './redis-client';
 
@@ -11,10 +13,17 @@ const logger = new Logger('BucketStore');
 /** How long boot waits for Redis before starting in the configured failure mode. */
 const BOOT_WAIT_MS = 3000;
 
-async function createBucketStore(config: AppConfig): Promise<BucketStore> {
+async function createBucketStore(config: AppConfig, metrics: GatewayMetrics): Promise<BucketStore> {
+  // With metrics off the engine is used as is: not even a wrapper on the request path.
   const { redis, failureMode } = config.store;
   const { defaults, reservationTtlMs } = config.limits;
-  if (!redis) return new MemoryBucketStore({ defaults, reservationTtlMs });
+  const metered = (store: BucketStore): BucketStore =>
+    metrics.enabled ? new MeteredBucketStore(store, metrics, defaults) : store;
+  if (!redis) {
+    const store = metered(new MemoryBucketStore({ defaults, reservationTtlMs }));
+    metrics.watchBuckets(store);
+    return store;
+  }
 
   const client = createRedisClient({
     url: redis.url,
@@ -25,18 +34,27 @@ async function createBucketStore(config: AppConfig): Promise<BucketStore> {
   // Outages are reported once per transition by the failover store; ioredis would otherwise
   // print every reconnection attempt.
   client.on('error', () => undefined);
+  // The failover store stays outermost: health checks read its state through BUCKET_STORE.
   const store = new FailoverBucketStore({
-    primary: new RedisBucketStore({
-      client,
-      namespace: redis.namespace,
-      defaults,
-      reservationTtlMs,
-    }),
+    primary: metered(
+      new RedisBucketStore({
+        client,
+        namespace: redis.namespace,
+        defaults,
+        reservationTtlMs,
+      }),
+    ),
     mode: failureMode,
     defaults,
     reservationTtlMs,
-    onTransition: logTransition,
+    onTransition: (event) => {
+      logTransition(event);
+      metrics.storeAvailability(event.healthy);
+    },
   });
+  // Gauges read through the failover store, so that a scrape never waits on a Redis that is
+  // known to be down and shows the local buckets in STORE_FAILURE_MODE=local.
+  metrics.watchBuckets(store);
   // A gateway that boots while Redis is down still starts (probes and traffic see the mode).
   await waitForRedisReady(client, BOOT_WAIT_MS).catch(() => undefined);
   await store.check();
@@ -61,7 +79,9 @@ function logTransition(event: StoreTransition): void {
 /** Provides `BUCKET_STORE` to the whole app: Redis behind a failure mode, or in-memory. */
 @Global()
 @Module({
-  providers: [{ provide: BUCKET_STORE, inject: [AppConfig], useFactory: createBucketStore }],
+  providers: [
+    { provide: BUCKET_STORE, inject: [AppConfig, GatewayMetrics], useFactory: createBucketStore },
+  ],
   exports: [BUCKET_STORE],
 })
 export class BucketStoreModule implements OnApplicationShutdown {

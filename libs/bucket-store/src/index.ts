@@ -9,6 +9,7 @@ export {
   type SweepReport,
 } from './memory-bucket.store';
 export { BucketStoreModule } from './bucket-store.module';
+export { MeteredBucketStore } from './metered-bucket.store';
 export { RedisBucketStore, type RedisBucketStoreOptions } from './redis-bucket.store';
 export {
   createRedisClient,

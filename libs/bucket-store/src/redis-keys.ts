@@ -5,18 +5,21 @@ import { ScopeRef } from './bucket-store.interface';
  * tag (`{...}`), so all of them hash to one Redis Cluster slot and a script may touch any of
  * them in one call.
  *
- *   tg:{<ns>}:b:<type>:<id>   bucket state, a string "<level> <at>": level in integer
- *                             milli-tokens, at = last update in microseconds of the Redis
- *                             clock (may carry a fraction). Absent = full. Expires about when
- *                             it would read full again.
+ *   tg:{<ns>}:b:<type>:<id>   bucket state, 17 bytes: a tag byte 1, then level and at as
+ *                             little-endian doubles; level in integer milli-tokens, at = last
+ *                             update in microseconds of the Redis clock (may carry a fraction).
+ *                             Absent = full. Expires about when it would read full again.
+ *                             (Earlier versions wrote the text "<level> <at>"; still read.)
  *   tg:{<ns>}:p:<type>:<id>   policy override, JSON with string fields: c = capacity (tokens),
  *                             cm = capacity (milli-tokens), r = refill (tokens/s); only those an
  *                             operator set. No TTL.
- *   tg:{<ns>}:r:<reservation> open reservation, JSON [tokens, "<type>:<id>", ...], with the
- *                             reservation TTL.
+ *   tg:{<ns>}:r:<reservation> open reservation, "<tokens>" then per scope " <bytes> <type>:<id>"
+ *                             (e.g. "100 13 global:global 10 user:alice"), with the reservation
+ *                             TTL. (Earlier versions wrote JSON [tokens, "<type>:<id>", ...];
+ *                             still read.)
  *
- * Strings rather than hashes so that a script reads every key of a request with one MGET and
- * writes a bucket and its TTL with one SET (see redis-scripts.ts for the measurement).
+ * Strings rather than hashes so that a script reads the keys of a whole batch with MGET and
+ * writes a bucket and its TTL with one PSETEX (see redis-scripts.ts for the measurements).
  *
  * The scope type comes first and never contains a colon, so `<type>:<id>` identifies a scope
  * whatever the id holds: `user` + `a:b` and `role` + `a:b` cannot meet. The gateway allows

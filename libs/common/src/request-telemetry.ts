@@ -38,11 +38,16 @@ export class RequestTelemetry {
   settlement: SettlementLabel | undefined;
   /** Why a request was rejected (`insufficient`, `too_large`, …) and by which scope type. */
   rejection: { reason: string; scopeType: string } | undefined;
-  /** Milliseconds spent waiting on the upstream (to headers, and for buffered bodies, to the end). */
+  /**
+   * Milliseconds spent waiting on the upstream: from sending the call to the end of its
+   * response (the whole body, streamed or buffered), or to its failure.
+   */
   upstreamMs = 0;
   /** Milliseconds from sending the upstream request to its response headers. */
   upstreamTtfbMs: number | undefined;
   upstreamStatus: number | undefined;
+  /** How the upstream call failed (`timeout`, `connection`, `server_error`, `circuit_open`, `stream_error`, `stream_idle`). */
+  upstreamError: string | undefined;
   streamed = false;
 }
 

@@ -14,13 +14,7 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
-import type {
-  AppConfig,
-  BudgetScopeType,
-  LogLevel,
-  NodeEnv,
-  StoreFailureMode,
-} from './app-config';
+import type { AppConfig, BudgetScopeType, LogLevel, NodeEnv, StoreFailureMode } from './app-config';
 
 /** Milli-token levels must stay exact in a double (and in Lua). */
 const MAX_CAPACITY = 1e12;

@@ -13,12 +13,23 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   BUCKET_STORE,
   type BucketStore,
+  BucketStoreUnavailableError,
   type ReserveRejected,
+  type ReserveRequest,
+  type ReserveResult,
+  SCOPE_TYPES,
+  type ScopeRef,
   scopeKey,
 } from '@tokenguard/bucket-store';
-import { OpenAIException, validationException } from '@tokenguard/common';
+import {
+  OpenAIException,
+  type RequestTelemetry,
+  telemetryOf,
+  validationException,
+} from '@tokenguard/common';
 import { AppConfig } from '@tokenguard/config';
 import { TokenEstimatorService } from '@tokenguard/estimator';
+import { GatewayMetrics, modelLabel } from '@tokenguard/metrics';
 import { CHARGE_PROFILE, type ChargeProfile } from './charge-profile';
 import { attachRateLimitContext, RateLimitContext } from './rate-limit-context';
 import { rateLimitHeaders, tightestBucket } from './rate-limit-headers';
@@ -27,9 +38,13 @@ import { SettlementService } from './settlement.service';
 
 export const DEGRADED_HEADER = 'x-tokenguard-degraded';
 
+const DEGRADED_OUTCOMES = { open: 'degraded_open', local: 'degraded_local' } as const;
+const STORE_UNAVAILABLE = { reason: 'store_unavailable', scopeType: 'store' } as const;
+
 /**
  * Runs before every charged handler: validates the body and identity, estimates the cost and
- * reserves it in every scope at once. Anything that fails here costs nothing.
+ * reserves it in every scope at once. Anything that fails here costs nothing. What it decides
+ * goes into the request's telemetry (for the request log) and the metrics.
  */
 @Injectable()
 export class LimiterGuard implements CanActivate {
@@ -39,6 +54,7 @@ export class LimiterGuard implements CanActivate {
     private readonly estimator: TokenEstimatorService,
     private readonly settlement: SettlementService,
     @Inject(BUCKET_STORE) private readonly store: BucketStore,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -51,18 +67,40 @@ export class LimiterGuard implements CanActivate {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
+    const telemetry = telemetryOf(request);
+    telemetry.route = profile.name;
 
-    const body = this.validateBody(profile, request.body);
-    const scopes = resolveScopes(request.headers, this.config.limits.enforceGlobalScope);
+    let body: object;
+    let scopes: ScopeRef[];
+    try {
+      body = this.validateBody(profile, request.body);
+      scopes = resolveScopes(request.headers, this.config.limits.enforceGlobalScope);
+    } catch (error) {
+      telemetry.outcome = 'invalid';
+      throw error;
+    }
+    telemetry.scopeTypes = scopeTypesOf(scopes);
+    const estimatingSince = performance.now();
     const estimate = profile.estimate(body, this.estimator);
+    const estimatorMs = performance.now() - estimatingSince;
+    telemetry.model = modelLabel(estimate.model);
+    telemetry.estimatedTokens = estimate.totalTokens;
+    this.metrics.estimated(telemetry, estimate.totalTokens, estimate.exact, estimatorMs);
 
     const reservationId = randomUUID();
-    const result = await this.store.reserve({
+    const result = await this.reserve(telemetry, {
       reservationId,
       scopes,
       tokens: estimate.totalTokens,
     });
-    if (!result.admitted) throw rejection(result, estimate.totalTokens);
+    if (!result.admitted) {
+      telemetry.outcome = 'rejected';
+      telemetry.rejection = { reason: result.reason, scopeType: result.scope.type };
+      this.metrics.rejected(result.scope.type, result.reason);
+      throw rejection(result, estimate.totalTokens);
+    }
+    telemetry.outcome = result.degraded ? DEGRADED_OUTCOMES[result.degraded] : 'admitted';
+    this.metrics.admitted(telemetry, estimate.totalTokens, result.degraded);
 
     const rateLimit = new RateLimitContext(
       profile.name,
@@ -71,6 +109,7 @@ export class LimiterGuard implements CanActivate {
       scopes,
       result.buckets,
       result.degraded,
+      telemetry,
     );
     attachRateLimitContext(request, rateLimit);
     // Nobody should mistake uncounted or per-instance traffic for normally limited traffic.
@@ -81,6 +120,25 @@ export class LimiterGuard implements CanActivate {
     // other request this is the safety net that no path leaves a reservation open.
     reply.raw.once('close', () => void this.settlement.settle(rateLimit));
     return true;
+  }
+
+  /** The store's reserve; an outage under STORE_FAILURE_MODE=closed counts as a refusal. */
+  private async reserve(
+    telemetry: RequestTelemetry,
+    request: ReserveRequest,
+  ): Promise<ReserveResult> {
+    try {
+      return await this.store.reserve(request);
+    } catch (error) {
+      if (error instanceof BucketStoreUnavailableError) {
+        telemetry.outcome = 'rejected';
+        telemetry.rejection = STORE_UNAVAILABLE;
+        this.metrics.rejected('store', 'store_unavailable');
+      } else {
+        telemetry.outcome = 'error';
+      }
+      throw error;
+    }
   }
 
   private validateBody(profile: ChargeProfile, raw: unknown): object {
@@ -97,6 +155,23 @@ export class LimiterGuard implements CanActivate {
     profile.check?.(body);
     return body;
   }
+}
+
+/**
+ * The scope types of a request, outermost first. One frozen array per combination (at most
+ * 32) is shared by every request with that combination instead of a new one each time.
+ */
+const scopeTypeLists = new Map<number, readonly string[]>();
+
+function scopeTypesOf(scopes: readonly ScopeRef[]): readonly string[] {
+  let mask = 0;
+  for (const scope of scopes) mask |= 1 << SCOPE_TYPES.indexOf(scope.type);
+  let types = scopeTypeLists.get(mask);
+  if (types === undefined) {
+    types = Object.freeze(scopes.map((scope) => scope.type));
+    scopeTypeLists.set(mask, types);
+  }
+  return types;
 }
 
 function rejection(result: ReserveRejected, requested: number): OpenAIException {

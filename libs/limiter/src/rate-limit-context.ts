@@ -4,16 +4,29 @@ import type {
   ScopeRef,
   SettleResult,
 } from '@tokenguard/bucket-store';
+import { RequestTelemetry } from '@tokenguard/common';
 import type { TokenEstimate } from '@tokenguard/estimator';
+import type { ConsumedTokens } from '@tokenguard/metrics';
+
+/** How a stream that did not run to its end stopped: the client left, or the upstream failed. */
+export type StreamCut = 'aborted' | 'upstream_error';
 
 /** What the upstream call turned out to cost. */
 export type SettlementOutcome =
-  /** The provider reported usage: settle to it. */
-  | { readonly kind: 'usage'; readonly totalTokens: number }
+  /**
+   * The provider reported usage: settle to it. `usage` splits it into prompt and completion
+   * when known; `cut` marks a stream charged for what it produced before it stopped.
+   */
+  | {
+      readonly kind: 'usage';
+      readonly totalTokens: number;
+      readonly usage?: ConsumedTokens;
+      readonly cut?: StreamCut;
+    }
   /** Served, but without a usage figure: keep the estimate charged. */
   | { readonly kind: 'unmetered' }
   /** Nothing was generated (never sent, upstream error): give everything back. */
-  | { readonly kind: 'refund' };
+  | { readonly kind: 'refund'; readonly cut?: StreamCut };
 
 /** One admitted request's reservation, carried on the request from guard to settlement. */
 export class RateLimitContext {
@@ -31,10 +44,12 @@ export class RateLimitContext {
     readonly buckets: readonly BucketSnapshot[],
     /** Admitted while the shared store was down (see STORE_FAILURE_MODE). */
     readonly degraded?: DegradedMode,
+    /** The request's telemetry, which settlement completes (charge, settlement label). */
+    readonly telemetry: RequestTelemetry = new RequestTelemetry(),
   ) {}
 
-  recordUsage(totalTokens: number): void {
-    this.outcome = { kind: 'usage', totalTokens };
+  recordUsage(totalTokens: number, usage?: ConsumedTokens): void {
+    this.outcome = { kind: 'usage', totalTokens, usage };
   }
 
   recordUnmetered(): void {

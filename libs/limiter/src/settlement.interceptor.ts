@@ -1,6 +1,7 @@
 import {
   type CallHandler,
   type ExecutionContext,
+  HttpException,
   Injectable,
   type NestInterceptor,
 } from '@nestjs/common';
@@ -41,9 +42,13 @@ export class SettlementInterceptor implements NestInterceptor {
         return body;
       }),
       // No recorded outcome means nothing was consumed upstream: settle() refunds in full.
-      catchError((error: unknown) =>
-        from(settleAndReport()).pipe(mergeMap(() => throwError(() => error))),
-      ),
+      catchError((error: unknown) => {
+        // Admitted, then failed (upstream down, a bug): the request log and metrics say so.
+        if (!(error instanceof HttpException) || error.getStatus() >= 500) {
+          rateLimit.telemetry.outcome = 'error';
+        }
+        return from(settleAndReport()).pipe(mergeMap(() => throwError(() => error)));
+      }),
     );
   }
 }

@@ -2,8 +2,10 @@ import { Logger } from '@nestjs/common';
 import type { BucketStore, SettleResult } from '@tokenguard/bucket-store';
 import { loadAppConfig } from '@tokenguard/config';
 import type { TokenEstimate } from '@tokenguard/estimator';
+import { RequestTelemetry } from '@tokenguard/common';
+import { type GatewayMetrics, NoopGatewayMetrics } from '@tokenguard/metrics';
 import { RateLimitContext } from './rate-limit-context';
-import { SettlementService } from './settlement.service';
+import { SettlementService, settlementLabel } from './settlement.service';
 
 const estimate: TokenEstimate = {
   model: 'gpt-4o',
@@ -14,7 +16,7 @@ const estimate: TokenEstimate = {
   exact: true,
 };
 
-function setup(threshold = 0) {
+function setup(threshold = 0, metrics: GatewayMetrics = new NoopGatewayMetrics()) {
   const settle = jest.fn<Promise<SettleResult>, [string, number]>((_id, actual) =>
     Promise.resolve({ applied: true, refunded: 100 - actual }),
   );
@@ -22,6 +24,7 @@ function setup(threshold = 0) {
   const service = new SettlementService(
     loadAppConfig({ TOKEN_ADJUSTMENT_THRESHOLD: String(threshold) }),
     store,
+    metrics,
   );
   const context = new RateLimitContext('chat.completions', 'r-1', estimate, [], []);
   return { service, settle, context };
@@ -84,5 +87,62 @@ describe('SettlementService', () => {
     settle.mockRejectedValueOnce(new Error('store down'));
     jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     await expect(service.settle(context)).resolves.toEqual({ applied: false, refunded: 0 });
+  });
+
+  it('fills in the telemetry before the store answers, and tells the metrics once', async () => {
+    const metrics = new NoopGatewayMetrics();
+    const settled = jest.spyOn(metrics, 'settled');
+    const refunded = jest.spyOn(metrics, 'refunded');
+    const { service, context } = setup(0, metrics);
+    const usage = { promptTokens: 40, completionTokens: 30, totalTokens: 70 };
+    context.recordUsage(70, usage);
+    const pending = service.settle(context);
+    expect(context.telemetry).toMatchObject({ settlement: 'complete', chargedTokens: 70 });
+    await pending;
+    await service.settle(context);
+    expect(settled).toHaveBeenCalledTimes(1);
+    expect(settled).toHaveBeenCalledWith(context.telemetry, 100, usage, true);
+    expect(refunded).toHaveBeenCalledWith(context.telemetry, 30);
+  });
+
+  it('closes nothing for a request admitted uncounted, but still reports how it ended', async () => {
+    const metrics = new NoopGatewayMetrics();
+    const settled = jest.spyOn(metrics, 'settled');
+    const settle = jest.fn();
+    const service = new SettlementService(
+      loadAppConfig({}),
+      { settle } as unknown as BucketStore,
+      metrics,
+    );
+    const context = new RateLimitContext('embeddings', 'r-2', estimate, [], [], 'open');
+    context.recordUsage(80);
+    await expect(service.settle(context)).resolves.toEqual({ applied: false, refunded: 0 });
+    expect(settle).not.toHaveBeenCalled();
+    expect(context.telemetry).toMatchObject({ settlement: 'complete', chargedTokens: 0 });
+    expect(settled).toHaveBeenCalledWith(context.telemetry, 100, undefined, false);
+  });
+});
+
+describe('settlementLabel', () => {
+  const telemetry = (upstreamError?: string) =>
+    Object.assign(new RequestTelemetry(), { upstreamError });
+
+  it('names how the request ended', () => {
+    expect(settlementLabel({ kind: 'usage', totalTokens: 5 }, telemetry())).toBe('complete');
+    expect(settlementLabel({ kind: 'unmetered' }, telemetry())).toBe('unmetered');
+    expect(settlementLabel({ kind: 'refund' }, telemetry())).toBe('refund');
+    expect(settlementLabel({ kind: 'usage', totalTokens: 5, cut: 'aborted' }, telemetry())).toBe(
+      'aborted',
+    );
+    expect(
+      settlementLabel({ kind: 'usage', totalTokens: 5, cut: 'upstream_error' }, telemetry()),
+    ).toBe('upstream_error');
+    expect(settlementLabel({ kind: 'refund', cut: 'aborted' }, telemetry())).toBe('aborted');
+  });
+
+  it('tells an upstream failure from a request that never reached the upstream', () => {
+    expect(settlementLabel(undefined, telemetry('timeout'))).toBe('upstream_error');
+    expect(settlementLabel(undefined, telemetry('circuit_open'))).toBe('upstream_error');
+    expect(settlementLabel(undefined, telemetry())).toBe('refund');
   });
 });

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { BUCKET_STORE, type BucketStore, type SettleResult } from '@tokenguard/bucket-store';
+import type { RequestTelemetry, SettlementLabel } from '@tokenguard/common';
 import { AppConfig } from '@tokenguard/config';
-import type { RateLimitContext } from './rate-limit-context';
+import { GatewayMetrics } from '@tokenguard/metrics';
+import type { RateLimitContext, SettlementOutcome } from './rate-limit-context';
 
 const NOT_APPLIED: SettleResult = { applied: false, refunded: 0 };
 
@@ -13,12 +15,37 @@ export class SettlementService {
   constructor(
     private readonly config: AppConfig,
     @Inject(BUCKET_STORE) private readonly store: BucketStore,
+    private readonly metrics: GatewayMetrics,
   ) {}
 
   /** Tokens the request is finally charged, from what the upstream call reported. */
   actualTokens(context: RateLimitContext): number {
-    const reserved = context.estimate.totalTokens;
+    return this.chargeFor(context, context.resolveOutcome());
+  }
+
+  settle(context: RateLimitContext): Promise<SettleResult> {
+    if (context.settlement !== undefined) return context.settlement;
     const outcome = context.resolveOutcome();
+    const actual = this.chargeFor(context, outcome);
+    // Admitted uncounted (store down, STORE_FAILURE_MODE=open): there is nothing to close.
+    const held = context.degraded !== 'open';
+    // Filled in before the store answers, so that whoever reads the telemetry when the
+    // response closes sees the settlement even while the store call is in flight.
+    const telemetry = context.telemetry;
+    telemetry.settlement = settlementLabel(outcome, telemetry);
+    telemetry.chargedTokens = held ? actual : 0;
+    this.metrics.settled(
+      telemetry,
+      context.estimate.totalTokens,
+      outcome?.kind === 'usage' ? outcome.usage : undefined,
+      held,
+    );
+    context.settlement = held ? this.apply(context, actual) : Promise.resolve(NOT_APPLIED);
+    return context.settlement;
+  }
+
+  private chargeFor(context: RateLimitContext, outcome: SettlementOutcome | undefined): number {
+    const reserved = context.estimate.totalTokens;
     if (outcome === undefined || outcome.kind === 'refund') return 0;
     if (outcome.kind === 'unmetered') return reserved;
     const actual = outcome.totalTokens;
@@ -27,16 +54,37 @@ export class SettlementService {
     return threshold > 0 && Math.abs(reserved - actual) <= threshold ? reserved : actual;
   }
 
-  settle(context: RateLimitContext): Promise<SettleResult> {
-    // Admitted uncounted (store down, STORE_FAILURE_MODE=open): there is nothing to close.
-    if (context.degraded === 'open') context.settlement ??= Promise.resolve(NOT_APPLIED);
-    context.settlement ??= this.store
-      .settle(context.reservationId, this.actualTokens(context))
-      .catch((error: unknown) => {
-        // The reservation stays charged and expires with its TTL: over-charging is the safe side.
-        this.logger.error(`Settling reservation ${context.reservationId} failed: ${String(error)}`);
-        return NOT_APPLIED;
-      });
-    return context.settlement;
+  private async apply(context: RateLimitContext, actual: number): Promise<SettleResult> {
+    try {
+      const result = await this.store.settle(context.reservationId, actual);
+      if (result.applied) this.metrics.refunded(context.telemetry, result.refunded);
+      return result;
+    } catch (error) {
+      // The reservation stays charged and expires with its TTL: over-charging is the safe side.
+      this.logger.error(`Settling reservation ${context.reservationId} failed: ${String(error)}`);
+      return NOT_APPLIED;
+    }
+  }
+}
+
+/**
+ * How the request ended, for `settlements_total` and the request log. No recorded outcome
+ * means nothing was generated: an upstream failure if the proxy saw one, else a plain refund
+ * (never sent, or the gateway itself failed).
+ */
+export function settlementLabel(
+  outcome: SettlementOutcome | undefined,
+  telemetry: RequestTelemetry,
+): SettlementLabel {
+  if (outcome === undefined) {
+    return telemetry.upstreamError === undefined ? 'refund' : 'upstream_error';
+  }
+  switch (outcome.kind) {
+    case 'usage':
+      return outcome.cut ?? 'complete';
+    case 'unmetered':
+      return 'unmetered';
+    case 'refund':
+      return outcome.cut ?? 'refund';
   }
 }

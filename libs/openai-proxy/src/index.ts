@@ -4,6 +4,7 @@ export * from './openai-proxy.service';
 export * from './upstream-errors';
 export * from './usage';
 export * from './sse-relay';
+export * from './upstream-stream-monitor';
 export * from './dto/completion.dto';
 export * from './dto/embedding.dto';
 export * from './dto/response.dto';

@@ -12,11 +12,16 @@ import {
 } from 'cockatiel';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import type { RequestTelemetry } from '@tokenguard/common';
 import { AppConfig } from '@tokenguard/config';
+import { GatewayMetrics } from '@tokenguard/metrics';
+import type { StreamMonitor } from './sse-relay';
+import { UpstreamStreamMonitor } from './upstream-stream-monitor';
 import {
   UpstreamServerError,
   UpstreamTimeoutError,
   isUpstreamFault,
+  upstreamErrorKind,
   upstreamFailure,
   upstreamNotConfigured,
 } from './upstream-errors';
@@ -29,6 +34,8 @@ export interface UpstreamRequest {
   readonly body?: Buffer | string;
   readonly requestId: string;
   readonly signal?: AbortSignal;
+  /** The client request's telemetry: its route labels the metrics; upstream timings go in. */
+  readonly telemetry?: RequestTelemetry;
 }
 
 export interface UpstreamResponse {
@@ -47,6 +54,8 @@ export interface UpstreamStream {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly body: Readable;
+  /** For the SseRelay: records the stream's metrics and upstream time when it ends. */
+  readonly monitor: StreamMonitor;
 }
 
 /**
@@ -56,6 +65,8 @@ export interface UpstreamStream {
 const PASSED_HEADERS = ['content-type', 'openai-processing-ms', 'openai-version', 'retry-after'];
 
 export type CircuitStateName = 'closed' | 'half_open' | 'open';
+
+const UPSTREAM_RATE_LIMITED = { reason: 'upstream_rate_limit', scopeType: 'upstream' } as const;
 
 const CIRCUIT_STATE_NAMES: Readonly<Record<CircuitState, CircuitStateName>> = {
   [CircuitState.Closed]: 'closed',
@@ -79,7 +90,10 @@ export class OpenAIProxyService implements OnModuleDestroy {
   private readonly policy: IPolicy;
   private readonly streamIdleTimeoutMs: number;
 
-  constructor(config: AppConfig) {
+  constructor(
+    config: AppConfig,
+    private readonly metrics: GatewayMetrics,
+  ) {
     const { apiKey, baseUrl, connections, timeoutMs } = config.upstream;
     const url = new URL(baseUrl);
     this.pathPrefix = url.pathname.replace(/\/+$/, '');
@@ -98,9 +112,11 @@ export class OpenAIProxyService implements OnModuleDestroy {
       halfOpenAfter: config.upstream.circuitBreakerRecoveryMs,
       breaker: new ConsecutiveBreaker(config.upstream.circuitBreakerFailureThreshold),
     });
-    this.breaker.onStateChange((state) =>
-      this.logger.warn(`Upstream circuit is now ${CIRCUIT_STATE_NAMES[state]}.`),
-    );
+    this.breaker.onStateChange((state) => {
+      const name = CIRCUIT_STATE_NAMES[state];
+      this.logger.warn(`Upstream circuit is now ${name}.`);
+      this.metrics.circuitChanged(name);
+    });
     // The deadline covers the response headers only: the body (a stream, above all) must
     // outlive it, so the signal is not aborted when the call returns.
     const headersDeadline = timeout(timeoutMs, {
@@ -123,8 +139,9 @@ export class OpenAIProxyService implements OnModuleDestroy {
    * failures, timeouts, 5xx and an open circuit throw an OpenAI-shaped 502/503/504.
    */
   async forward(request: UpstreamRequest): Promise<UpstreamResponse> {
-    const response = await this.dispatch(request, undefined);
-    return this.buffer(response);
+    const sentAt = performance.now();
+    const response = await this.dispatch(request, undefined, sentAt);
+    return this.buffer(request, response, sentAt);
   }
 
   /**
@@ -132,13 +149,16 @@ export class OpenAIProxyService implements OnModuleDestroy {
    * UPSTREAM_STREAM_IDLE_TIMEOUT_MS); any other answer is read whole, like `forward`.
    */
   async forwardStream(request: UpstreamRequest): Promise<UpstreamStream | UpstreamResponse> {
-    const response = await this.dispatch(request, this.streamIdleTimeoutMs);
-    if (response.statusCode >= 300) return this.buffer(response);
+    const sentAt = performance.now();
+    const response = await this.dispatch(request, this.streamIdleTimeoutMs, sentAt);
+    if (response.statusCode >= 300) return this.buffer(request, response, sentAt);
+    if (request.telemetry) request.telemetry.streamed = true;
     return {
       kind: 'stream',
       status: response.statusCode,
       headers: pickHeaders(response.headers),
       body: response.body,
+      monitor: new UpstreamStreamMonitor(this.metrics, request.telemetry, sentAt),
     };
   }
 
@@ -150,12 +170,15 @@ export class OpenAIProxyService implements OnModuleDestroy {
   private async dispatch(
     request: UpstreamRequest,
     bodyTimeout: number | undefined,
+    sentAt: number,
   ): Promise<Dispatcher.ResponseData> {
     const pool = this.pool;
     const authorization = this.authorization;
     if (!pool || !authorization) throw upstreamNotConfigured();
+    const streamed = bodyTimeout !== undefined;
+    let answeredAt = 0;
     try {
-      return await this.policy.execute(async ({ signal }) => {
+      const response = await this.policy.execute(async ({ signal }) => {
         const response = await pool
           .request({
             method: request.method,
@@ -175,6 +198,7 @@ export class OpenAIProxyService implements OnModuleDestroy {
             // The deadline aborted the request: say so, rather than "aborted".
             throw signal.aborted && !request.signal?.aborted ? new UpstreamTimeoutError() : error;
           });
+        answeredAt = performance.now();
         if (response.statusCode >= 500) {
           // A provider failure counts against the circuit; its body only feeds the message.
           const body = await response.body.text().catch(() => '');
@@ -184,18 +208,32 @@ export class OpenAIProxyService implements OnModuleDestroy {
         // A parent signal per call: cockatiel's default one is shared by every call and would
         // collect one listener per request in flight.
       }, request.signal ?? new AbortController().signal);
+      this.answered(request.telemetry, response.statusCode, answeredAt - sentAt, streamed);
+      return response;
     } catch (error) {
+      if (error instanceof UpstreamServerError) {
+        // A 5xx is an answer too (its body was read to build the message).
+        this.answered(request.telemetry, error.status, answeredAt - sentAt, streamed);
+        this.completed(request.telemetry, sentAt);
+      }
+      this.failed(request, error, sentAt);
       throw upstreamFailure(error);
     }
   }
 
-  private async buffer(response: Dispatcher.ResponseData): Promise<UpstreamResponse> {
+  private async buffer(
+    request: UpstreamRequest,
+    response: Dispatcher.ResponseData,
+    sentAt: number,
+  ): Promise<UpstreamResponse> {
     let body: Buffer;
     try {
       body = Buffer.from(await response.body.arrayBuffer());
     } catch (error) {
+      this.failed(request, error, sentAt);
       throw upstreamFailure(error);
     }
+    this.completed(request.telemetry, sentAt);
     const ok = response.statusCode < 300;
     return {
       kind: 'buffered',
@@ -204,6 +242,44 @@ export class OpenAIProxyService implements OnModuleDestroy {
       body,
       usage: ok ? extractUsage(parseJson(body, response.headers['content-type'])) : undefined,
     };
+  }
+
+  /** The upstream's response headers arrived. */
+  private answered(
+    telemetry: RequestTelemetry | undefined,
+    status: number,
+    ttfbMs: number,
+    streamed: boolean,
+  ): void {
+    this.metrics.upstreamAnswered(telemetry?.route ?? 'other', status, ttfbMs, streamed);
+    if (status === 429) this.metrics.rejected('upstream', 'upstream_rate_limit');
+    if (!telemetry) return;
+    telemetry.upstreamStatus = status;
+    telemetry.upstreamTtfbMs = ttfbMs;
+    telemetry.upstreamMs = ttfbMs;
+    if (status === 429) {
+      telemetry.outcome = 'rejected';
+      telemetry.rejection = UPSTREAM_RATE_LIMITED;
+    }
+  }
+
+  /** The upstream's response was read to its end. */
+  private completed(telemetry: RequestTelemetry | undefined, sentAt: number): void {
+    const durationMs = performance.now() - sentAt;
+    this.metrics.upstreamCompleted(telemetry?.route ?? 'other', durationMs);
+    if (telemetry) telemetry.upstreamMs = durationMs;
+  }
+
+  private failed(request: UpstreamRequest, error: unknown, sentAt: number): void {
+    const kind = upstreamErrorKind(error);
+    // The caller's own cancellation is not the upstream failing.
+    if (kind === undefined || request.signal?.aborted) return;
+    this.metrics.upstreamFailed(kind);
+    const telemetry = request.telemetry;
+    if (!telemetry) return;
+    telemetry.upstreamError = kind;
+    // An open circuit sent nothing, so nothing was waited for.
+    if (kind !== 'circuit_open') telemetry.upstreamMs = performance.now() - sentAt;
   }
 }
 

@@ -11,10 +11,19 @@ export interface SseRelayOptions {
    * for it, the client did not.
    */
   readonly hideUsageChunk: boolean;
+  /** Told when the relay starts and when it stops (metrics). */
+  readonly monitor?: StreamMonitor;
 }
 
 /** How a relayed stream ended, from the gateway's point of view. */
 export type StreamEnd = 'complete' | 'client_gone' | 'upstream_error';
+
+/** Watches a relay's life: `opened` once on creation, `closed` once however it stops. */
+export interface StreamMonitor {
+  opened(): void;
+  /** `error` is the upstream's, when it failed. */
+  closed(end: StreamEnd, error: unknown): void;
+}
 
 const LF_LF = Buffer.from('\n\n');
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
@@ -48,8 +57,9 @@ export class SseRelay extends Readable {
     super();
     upstream.on('data', (chunk: Buffer) => this.receive(chunk));
     upstream.once('end', () => this.finish());
-    upstream.once('error', () => this.fail());
+    upstream.once('error', (error: Error) => this.fail(error));
     upstream.pause();
+    options.monitor?.opened();
   }
 
   /** Runs once when the stream stops, however it stops. */
@@ -96,9 +106,9 @@ export class SseRelay extends Readable {
     this.push(null);
   }
 
-  private fail(): void {
+  private fail(cause: Error): void {
     if (this.end) return;
-    this.settleEnd('upstream_error');
+    this.settleEnd('upstream_error', cause);
     const error = {
       error: {
         message: 'The upstream provider stopped the stream unexpectedly.',
@@ -111,8 +121,9 @@ export class SseRelay extends Readable {
     this.push(null);
   }
 
-  private settleEnd(end: StreamEnd): void {
+  private settleEnd(end: StreamEnd, error?: Error): void {
     this.end = end;
+    this.options.monitor?.closed(end, error);
     for (const listener of this.onEnd.splice(0)) listener(end);
   }
 

@@ -1,7 +1,8 @@
 import { HttpStatus } from '@nestjs/common';
-import { isBrokenCircuitError, isTaskCancelledError } from 'cockatiel';
+import { isBrokenCircuitError, isTaskCancelledError, TaskCancelledError } from 'cockatiel';
 import { errors } from 'undici';
 import { OpenAIException } from '@tokenguard/common';
+import type { UpstreamErrorKind } from '@tokenguard/metrics';
 
 /** An upstream 5xx, thrown inside the breaker so that it counts as a failure. */
 export class UpstreamServerError extends Error {
@@ -27,6 +28,30 @@ export class UpstreamTimeoutError extends Error {
 /** What the circuit breaker counts: the provider failing, never the caller's own mistakes. */
 export function isUpstreamFault(error: unknown): boolean {
   return !(error instanceof OpenAIException);
+}
+
+/** Whether an error is one of the upstream timeouts (headers deadline, connect, body). */
+function isTimeout(error: unknown): boolean {
+  return (
+    error instanceof UpstreamTimeoutError ||
+    // cockatiel 3.2's isTaskCancelledError tests for the wrong marker property.
+    error instanceof TaskCancelledError ||
+    isTaskCancelledError(error) ||
+    error instanceof errors.HeadersTimeoutError ||
+    error instanceof errors.BodyTimeoutError ||
+    error instanceof errors.ConnectTimeoutError
+  );
+}
+
+/**
+ * The metric kind of a failed upstream call, before it is mapped to an answer; undefined for
+ * the gateway's own refusals (no upstream configured), which are no upstream failure.
+ */
+export function upstreamErrorKind(error: unknown): UpstreamErrorKind | undefined {
+  if (error instanceof OpenAIException) return undefined;
+  if (error instanceof UpstreamServerError) return 'server_error';
+  if (isBrokenCircuitError(error)) return 'circuit_open';
+  return isTimeout(error) ? 'timeout' : 'connection';
 }
 
 export function upstreamNotConfigured(): OpenAIException {
@@ -61,13 +86,7 @@ export function upstreamFailure(error: unknown): OpenAIException {
       code: 'upstream_unavailable',
     });
   }
-  if (
-    error instanceof UpstreamTimeoutError ||
-    isTaskCancelledError(error) ||
-    error instanceof errors.HeadersTimeoutError ||
-    error instanceof errors.BodyTimeoutError ||
-    error instanceof errors.ConnectTimeoutError
-  ) {
+  if (isTimeout(error)) {
     return new OpenAIException(HttpStatus.GATEWAY_TIMEOUT, {
       message: 'The upstream provider did not answer in time.',
       type: 'server_error',

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { OpenAIException } from '@tokenguard/common';
+import { OpenAIException, telemetryOf } from '@tokenguard/common';
 import { OpenAIProxyService } from '@tokenguard/openai-proxy';
 
 const MODEL_ID = /^[A-Za-z0-9._:-]{1,256}$/;
@@ -33,7 +33,12 @@ export class ModelsController {
   }
 
   private async pass(path: string, request: FastifyRequest, reply: FastifyReply): Promise<Buffer> {
-    const upstream = await this.proxy.forward({ method: 'GET', path, requestId: request.id });
+    const upstream = await this.proxy.forward({
+      method: 'GET',
+      path,
+      requestId: request.id,
+      telemetry: telemetryOf(request),
+    });
     void reply.status(upstream.status).headers(upstream.headers);
     return upstream.body;
   }

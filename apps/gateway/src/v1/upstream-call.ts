@@ -1,9 +1,10 @@
 import type { FastifyReply } from 'fastify';
 import { countTextTokens } from '@tokenguard/estimator';
-import type { RateLimitContext } from '@tokenguard/limiter';
+import type { RateLimitContext, StreamCut } from '@tokenguard/limiter';
 import {
   type OpenAIProxyService,
   SseRelay,
+  type StreamEnd,
   type StreamKind,
   type UpstreamResponse,
 } from '@tokenguard/openai-proxy';
@@ -15,7 +16,7 @@ export function recordUpstreamOutcome(
 ): void {
   if (!rateLimit) return;
   if (upstream.status >= 300) rateLimit.recordRefund();
-  else if (upstream.usage) rateLimit.recordUsage(upstream.usage.totalTokens);
+  else if (upstream.usage) rateLimit.recordUsage(upstream.usage.totalTokens, upstream.usage);
   else rateLimit.recordUnmetered();
 }
 
@@ -32,7 +33,11 @@ export async function relayJson(
   rateLimit: RateLimitContext | undefined,
   call: CallOptions,
 ): Promise<Buffer> {
-  const upstream = await proxy.forward({ method: 'POST', ...call });
+  const upstream = await proxy.forward({
+    method: 'POST',
+    ...call,
+    telemetry: rateLimit?.telemetry,
+  });
   recordUpstreamOutcome(rateLimit, upstream);
   void reply.status(upstream.status).headers(upstream.headers);
   return upstream.body;
@@ -61,6 +66,13 @@ export function streamingBody(
   return { body: JSON.stringify(withUsage), model, hideUsageChunk: true };
 }
 
+/** How settlement labels a stream that ended without reporting its usage. */
+const STREAM_CUTS: Readonly<Record<StreamEnd, StreamCut | undefined>> = {
+  complete: undefined,
+  client_gone: 'aborted',
+  upstream_error: 'upstream_error',
+};
+
 export interface StreamOptions extends CallOptions {
   readonly kind: StreamKind;
   readonly model: string;
@@ -80,7 +92,11 @@ export async function relayStream(
   rateLimit: RateLimitContext | undefined,
   options: StreamOptions,
 ): Promise<SseRelay | Buffer> {
-  const upstream = await proxy.forwardStream({ method: 'POST', ...options });
+  const upstream = await proxy.forwardStream({
+    method: 'POST',
+    ...options,
+    telemetry: rateLimit?.telemetry,
+  });
   if (upstream.kind === 'buffered') {
     // Not a stream after all (an upstream 4xx): pass it through like any JSON answer.
     recordUpstreamOutcome(rateLimit, upstream);
@@ -90,12 +106,23 @@ export async function relayStream(
   const relay = new SseRelay(upstream.body, {
     kind: options.kind,
     hideUsageChunk: options.hideUsageChunk,
+    monitor: upstream.monitor,
   });
   rateLimit?.recordStream(() => {
-    if (relay.usage) return { kind: 'usage', totalTokens: relay.usage.totalTokens };
-    if (relay.eventsRelayed === 0) return { kind: 'refund' };
-    const streamed = countTextTokens(relay.generatedText(), options.model);
-    return { kind: 'usage', totalTokens: rateLimit.estimate.promptTokens + streamed };
+    const usage = relay.usage;
+    if (usage) return { kind: 'usage', totalTokens: usage.totalTokens, usage };
+    // Settled while the relay still runs: the response closed under it, so the client left.
+    const cut = relay.end === undefined ? 'aborted' : STREAM_CUTS[relay.end];
+    if (relay.eventsRelayed === 0) return { kind: 'refund', cut };
+    const promptTokens = rateLimit.estimate.promptTokens;
+    const completionTokens = countTextTokens(relay.generatedText(), options.model);
+    const totalTokens = promptTokens + completionTokens;
+    return {
+      kind: 'usage',
+      totalTokens,
+      usage: { promptTokens, completionTokens, totalTokens },
+      cut,
+    };
   });
   void reply
     .status(upstream.status)

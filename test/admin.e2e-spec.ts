@@ -145,3 +145,46 @@ describe('admin API', () => {
     expect((res.body as { error: { param: string } }).error.param).toBe(param);
   });
 });
+
+describe('readiness with the upstream', () => {
+  it('reports the upstream and the circuit without failing on them by default', async () => {
+    const h = await startHarness();
+    try {
+      const ready = await request(h.url).get('/health/ready').expect(200);
+      expect(ready.body).toMatchObject({
+        status: 'ok',
+        info: {
+          store: { status: 'up', backend: 'memory' },
+          upstream: { status: 'up', configured: true, reachable: true, httpStatus: 200 },
+          circuit: { status: 'up', state: 'closed' },
+        },
+      });
+      // Cached: a burst of probes reaches the provider once.
+      h.mock.clearRequests();
+      await Promise.all(Array.from({ length: 5 }, () => request(h.url).get('/health/ready')));
+      expect(h.mock.requests.filter((r) => r.path === '/v1/models')).toHaveLength(0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('fails readiness on an unreachable upstream only when READINESS_REQUIRES_UPSTREAM is set', async () => {
+    const strict = await startHarness({
+      READINESS_REQUIRES_UPSTREAM: 'true',
+      OPENAI_BASE_URL: 'http://127.0.0.1:1/v1',
+    });
+    const lenient = await startHarness({ OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' });
+    try {
+      const down = await request(strict.url).get('/health/ready').expect(503);
+      expect(down.body).toMatchObject({
+        status: 'error',
+        error: { upstream: { status: 'down', reachable: false } },
+      });
+      const up = await request(lenient.url).get('/health/ready').expect(200);
+      expect(up.body).toMatchObject({ info: { upstream: { status: 'up', reachable: false } } });
+    } finally {
+      await strict.close();
+      await lenient.close();
+    }
+  });
+});

@@ -57,6 +57,13 @@ export interface MetricsConfig {
   readonly maxBucketSeries: number;
 }
 
+export interface HealthConfig {
+  /** Readiness fails when the upstream is unreachable or the circuit is open. */
+  readonly readinessRequiresUpstream: boolean;
+  /** How long an upstream probe result is reused, so probes never flood the provider. */
+  readonly upstreamProbeCacheMs: number;
+}
+
 export interface LimitsConfig {
   /** Default budget per scope type; per-id overrides live in the store. */
   readonly defaults: Readonly<Record<BudgetScopeType, BudgetPolicy>>;
@@ -78,6 +85,7 @@ export abstract class AppConfig {
   abstract readonly logLevel: LogLevel;
   abstract readonly bodyLimitBytes: number;
   abstract readonly store: StoreConfig;
+  abstract readonly health: HealthConfig;
   /** Bearer token for the admin API; unset = the admin API is open (refused in production). */
   abstract readonly adminToken: string | undefined;
   /** Error reporting: unset = off. */

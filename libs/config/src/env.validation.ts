@@ -135,6 +135,9 @@ class EnvironmentVariables {
   @MinLength(16, { message: 'must be at least 16 characters' })
   ADMIN_TOKEN?: string;
 
+  @Transform(toBoolean) @IsOptional() @IsBoolean() READINESS_REQUIRES_UPSTREAM?: boolean;
+  @IntInRange(1, 3600) HEALTH_UPSTREAM_CACHE_SECONDS?: number;
+
   @Capacity() CAP_GLOBAL?: number;
   @Capacity() CAP_TEAM?: number;
   @Capacity() CAP_ROLEGROUP?: number;
@@ -190,6 +193,8 @@ export const CONFIG_DEFAULTS = {
   REDIS_NAMESPACE: 'tokenguard',
   REDIS_COMMAND_TIMEOUT_MS: 500,
   STORE_FAILURE_MODE: 'local',
+  READINESS_REQUIRES_UPSTREAM: false,
+  HEALTH_UPSTREAM_CACHE_SECONDS: 30,
   ENABLE_METRICS: true,
   METRICS_BUCKET_SCOPES: 'global,team',
   METRICS_MAX_BUCKET_SERIES: 100,
@@ -249,6 +254,11 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     bodyLimitBytes: env.BODY_LIMIT ?? d.BODY_LIMIT,
     adminToken: env.ADMIN_TOKEN,
     sentryDsn: env.SENTRY_DSN,
+    health: {
+      readinessRequiresUpstream: env.READINESS_REQUIRES_UPSTREAM ?? d.READINESS_REQUIRES_UPSTREAM,
+      upstreamProbeCacheMs:
+        (env.HEALTH_UPSTREAM_CACHE_SECONDS ?? d.HEALTH_UPSTREAM_CACHE_SECONDS) * 1000,
+    },
     store: {
       redis: redisConfig(env),
       failureMode: env.STORE_FAILURE_MODE ?? d.STORE_FAILURE_MODE,

@@ -1,2 +1,3 @@
 export * from './health.module';
 export * from './store.health';
+export * from './upstream.health';

@@ -66,6 +66,15 @@ const PASSED_HEADERS = ['content-type', 'openai-processing-ms', 'openai-version'
 
 export type CircuitStateName = 'closed' | 'half_open' | 'open';
 
+export interface UpstreamProbe {
+  readonly configured: boolean;
+  readonly reachable: boolean;
+  readonly status?: number;
+  readonly latencyMs?: number;
+  /** The error's class name only: messages may carry addresses or keys. */
+  readonly error?: string;
+}
+
 const UPSTREAM_RATE_LIMITED = { reason: 'upstream_rate_limit', scopeType: 'upstream' } as const;
 
 const CIRCUIT_STATE_NAMES: Readonly<Record<CircuitState, CircuitStateName>> = {
@@ -128,6 +137,37 @@ export class OpenAIProxyService implements OnModuleDestroy {
 
   get configured(): boolean {
     return this.pool !== undefined;
+  }
+
+  /**
+   * Whether the upstream answers at all (any HTTP status counts): a cheap `GET /models` with
+   * the server key, outside the circuit breaker so that probes never open or close it.
+   */
+  async probe(timeoutMs = 5000): Promise<UpstreamProbe> {
+    const started = performance.now();
+    if (!this.pool || !this.authorization) return { configured: false, reachable: false };
+    try {
+      const response = await this.pool.request({
+        method: 'GET',
+        path: `${this.pathPrefix}/models`,
+        headers: { authorization: this.authorization, 'user-agent': 'tokenguard-probe' },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await response.body.dump();
+      return {
+        configured: true,
+        reachable: true,
+        status: response.statusCode,
+        latencyMs: Math.round(performance.now() - started),
+      };
+    } catch (error) {
+      return {
+        configured: true,
+        reachable: false,
+        error: error instanceof Error ? error.name : 'Error',
+        latencyMs: Math.round(performance.now() - started),
+      };
+    }
   }
 
   get circuitState(): CircuitStateName {

@@ -2,7 +2,7 @@ import { Controller, Get, HttpStatus, Res, ServiceUnavailableException } from '@
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { StoreHealthIndicator } from '@tokenguard/health';
+import { StoreHealthIndicator, UpstreamHealthIndicator } from '@tokenguard/health';
 
 @ApiTags('status')
 @Controller('health')
@@ -10,6 +10,7 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly storeHealth: StoreHealthIndicator,
+    private readonly upstreamHealth: UpstreamHealthIndicator,
   ) {}
 
   /** The process is up and serving HTTP; nothing external is checked. */
@@ -24,7 +25,11 @@ export class HealthController {
   @HealthCheck()
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     try {
-      return await this.health.check([() => this.storeHealth.check('store')]);
+      return await this.health.check([
+        () => this.storeHealth.check('store'),
+        () => this.upstreamHealth.checkUpstream('upstream'),
+        () => this.upstreamHealth.checkCircuit('circuit'),
+      ]);
     } catch (error) {
       // Keep Terminus' report (which check failed, and why) rather than a generic error body.
       if (!(error instanceof ServiceUnavailableException)) throw error;

@@ -130,6 +130,17 @@ describe('request logs', () => {
     expect(line?.chargedTokens).toBeLessThan(line?.estimatedTokens as number);
   });
 
+  it('binds the request id to every line written while serving the request', async () => {
+    await request(h.url)
+      .post('/config/budget')
+      .set('x-request-id', 'trace-admin')
+      .send({ scope: 'team', id: 'audited', capacity: 10 })
+      .expect(200);
+    await sink.summaryOf('trace-admin');
+    const audit = sink.lines.find((l) => l.msg === 'admin change' && l.requestId === 'trace-admin');
+    expect(audit).toMatchObject({ action: 'budget_set', by: 'open', scope: 'team:audited' });
+  });
+
   it('logs rejections with the scope type and reason, never the id', async () => {
     await request(h.url)
       .post('/v1/chat/completions')

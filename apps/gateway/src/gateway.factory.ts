@@ -52,7 +52,7 @@ export async function createGatewayApp(
     done();
   });
   installRequestMetrics(app);
-  installRequestLog(app);
+  await installRequestLog(app);
   setUpOpenApi(app, GATEWAY_VERSION);
   app.enableShutdownHooks();
   return app;

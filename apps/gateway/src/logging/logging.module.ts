@@ -1,9 +1,9 @@
 import { type DynamicModule, Module, RequestMethod } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream, LoggerOptions } from 'pino';
 import { AppConfig } from '@tokenguard/config';
 import { REDACTED_PATHS } from './log-redaction';
+import { requestIdMixin } from './request-context';
 
 export interface LoggingOptions {
   /** Where log lines go instead of stdout (tests read them back). */
@@ -11,9 +11,9 @@ export interface LoggingOptions {
 }
 
 /**
- * JSON logs through pino (nestjs-pino): every line of a request carries its `requestId`; one
- * summary line per request is written by the request log hook, so pino-http's own
- * request/response lines are off. Pretty output only in development on a terminal.
+ * JSON logs through pino (nestjs-pino): every line written while serving a request carries its
+ * `requestId`; one summary line per request is written by the request log hook. Pretty output
+ * only in development on a terminal.
  */
 @Module({})
 export class LoggingModule {
@@ -30,10 +30,7 @@ export class LoggingModule {
               options.destination === undefined;
             const pinoHttp = {
               level: config.logLevel,
-              autoLogging: false,
-              quietReqLogger: true,
-              customAttributeKeys: { reqId: 'requestId' },
-              genReqId: (req: IncomingMessage) => (req as IncomingMessage & { id?: string }).id,
+              mixin: requestIdMixin,
               redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
               base: { service: 'tokenguard' },
               ...(pretty
@@ -42,7 +39,9 @@ export class LoggingModule {
             } satisfies LoggerOptions & Record<string, unknown>;
             return {
               pinoHttp: options.destination ? [pinoHttp, options.destination] : pinoHttp,
-              // Nest 11's route syntax for "every path" (the library's default '*' is legacy).
+              // No pino-http middleware: its per-request child logger is the costliest part of
+              // logging; the request id comes from requestContext instead (see the mixin).
+              exclude: [{ path: '{*path}', method: RequestMethod.ALL }],
               forRoutes: [{ path: '{*path}', method: RequestMethod.ALL }],
             };
           },

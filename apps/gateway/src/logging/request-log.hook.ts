@@ -3,6 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { telemetryOf } from '@tokenguard/common';
 import { rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
+import { PinoLogger } from 'nestjs-pino';
+import { requestContext } from './request-context';
 
 /**
  * One summary line per request, written when the response has closed — normally or because
@@ -10,33 +12,39 @@ import { rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
  * settled, so the line carries the final charge. Only labels and numbers: never ids of
  * people, headers or message contents.
  */
-export function installRequestLog(app: NestFastifyApplication): void {
+export async function installRequestLog(app: NestFastifyApplication): Promise<void> {
   const settlement = app.get(SettlementService);
+  // The process' root pino logger (PinoLogger.root is only set once Nest initialises).
+  const log = (await app.resolve(PinoLogger)).logger;
   const fastify = app.getHttpAdapter().getInstance();
 
   fastify.addHook('onRequest', (request, reply, done) => {
+    // Everything logged while serving this request carries its id (see requestIdMixin).
+    requestContext.enterWith({ requestId: request.id });
     // Fastify's onResponse never fires for a client that abandons a stream; 'close' always does.
-    reply.raw.once('close', () => void writeSummary(request, reply, settlement));
+    reply.raw.once('close', () => {
+      // A log line must never take the process down.
+      writeSummary(log, request, reply, settlement).catch(() => undefined);
+    });
     done();
   });
 }
 
 async function writeSummary(
+  log: Logger,
   request: FastifyRequest,
   reply: FastifyReply,
   settlement: SettlementService,
 ): Promise<void> {
-  // pino-http's child logger (bound to the request id). `raw.log` itself is shadowed by
-  // Fastify's own (disabled) request logger, so read it where nestjs-pino does.
-  const log = (request.raw as { allLogs?: Logger[] }).allLogs?.at(-1);
   // 30 = info; skip the work entirely when the summary line would be dropped.
-  if (!log || log.levelVal > 30) return;
+  if (log.levelVal > 30) return;
   const rateLimit = rateLimitContextOf(request);
   if (rateLimit) await settlement.settle(rateLimit);
   const t = telemetryOf(request);
   const durationMs = performance.now() - t.startedAt;
   log.info(
     {
+      requestId: request.id,
       method: request.method,
       route: t.route,
       status: reply.statusCode,

@@ -8,6 +8,8 @@ const aliases = [
   'openai-proxy',
   'health',
   'metrics',
+  'sync',
+  'auth',
 ];
 
 module.exports = {

@@ -40,7 +40,7 @@ import type {
   BucketPolicy,
   BucketStore,
   ScopeRef,
-  ScopeType,
+  BudgetScopeType,
 } from '../../libs/bucket-store/src/bucket-store.interface';
 import { MemoryBucketStore } from '../../libs/bucket-store/src/memory-bucket.store';
 import { RedisBucketStore } from '../../libs/bucket-store/src/redis-bucket.store';
@@ -69,7 +69,7 @@ const BATCH = process.env.BENCH_BATCH === undefined ? undefined : Number(process
 
 // Budgets that never run out, so every reserve is admitted and does the full work.
 const HUGE: BucketPolicy = { capacity: 1e12, refillPerSec: 1e9 };
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: HUGE,
   team: HUGE,
   rolegroup: HUGE,

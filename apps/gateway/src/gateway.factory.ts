@@ -1,7 +1,10 @@
+import { type Server, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyRequest } from 'fastify';
-import { GATEWAY_VERSION, OpenAIException, telemetryOf } from '@tokenguard/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { GATEWAY_VERSION, OpenAIException, openAIErrorBody, telemetryOf } from '@tokenguard/common';
+import { DEGRADED_HEADER, SHADOW_HEADER } from '@tokenguard/limiter';
 import { Logger } from 'nestjs-pino';
 import { AppConfig } from '@tokenguard/config';
 import { installRequestMetrics } from '@tokenguard/metrics';
@@ -24,6 +27,11 @@ export async function createGatewayApp(
     logger: false,
     // Identity ids may be 128 characters; Fastify's default (100) would answer 414 first.
     routerOptions: { maxParamLength: 256 },
+    // Malformed HTTP never reaches a route: answer it in the OpenAI shape too.
+    clientErrorHandler: answerClientError,
+    // Refused by the router before any hook: a URL that does not decode (`%E0%A4%A`), or a
+    // path parameter longer than maxParamLength.
+    frameworkErrors: answerFrameworkError,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     GatewayModule.forRoot(options),
@@ -34,6 +42,13 @@ export async function createGatewayApp(
   );
   const config = app.get(AppConfig);
   app.useLogger(app.get(Logger));
+
+  // Node reads the server's maxHeaderSize for every new connection, so setting it before
+  // listen() applies MAX_HEADER_SIZE to all of them (over it: 431, see answerClientError).
+  (app.getHttpServer() as Server & { maxHeaderSize?: number }).maxHeaderSize =
+    config.security.maxHeaderBytes;
+  const { corsOrigins } = config.security;
+  if (corsOrigins.length > 0) app.enableCors(corsOptions(corsOrigins));
 
   const fastify = app.getHttpAdapter().getInstance();
   const defaultJsonParser = fastify.getDefaultJsonParser('error', 'error');
@@ -56,6 +71,76 @@ export async function createGatewayApp(
   setUpOpenApi(app, GATEWAY_VERSION);
   app.enableShutdownHooks();
   return app;
+}
+
+/** @fastify/cors' options (it comes with @nestjs/platform-fastify, which registers it). */
+type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
+
+/**
+ * CORS_ORIGINS set: browsers on those origins (or any, with `*`) may call the gateway. The
+ * headers a browser asks to send are reflected (the OpenAI SDK sends its own x-stainless-*);
+ * no cookies are involved, so credentials stay off.
+ */
+function corsOptions(origins: readonly string[]): CorsOptions {
+  return {
+    origin: origins.includes('*') ? '*' : [...origins],
+    methods: ['GET', 'POST', 'DELETE'],
+    credentials: false,
+    exposedHeaders: [
+      'x-request-id',
+      'x-ratelimit-limit-tokens',
+      'x-ratelimit-remaining-tokens',
+      'x-ratelimit-reset-tokens',
+      'x-ratelimit-scope',
+      'retry-after',
+      'retry-after-ms',
+      'x-should-retry',
+      DEGRADED_HEADER,
+      SHADOW_HEADER,
+    ],
+    maxAge: 600,
+  };
+}
+
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string, string]>> = {
+  HPE_HEADER_OVERFLOW: [
+    431,
+    'request_header_fields_too_large',
+    'The request headers are too large (see MAX_HEADER_SIZE).',
+  ],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took too long to arrive.'],
+};
+
+/** Router-level refusals in the OpenAI shape, keeping Fastify's status (400 or 414). */
+function answerFrameworkError(
+  error: Error & { code?: string },
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  const status = tooLong ? 414 : 400;
+  const body = tooLong
+    ? { message: 'A path parameter is too long.', code: 'uri_too_long' }
+    : { message: 'The request URL is not valid.', code: 'invalid_url' };
+  void reply.status(status).type('application/json').send(openAIErrorBody(status, body));
+}
+
+/** Fastify's clientError handler, with an OpenAI-shaped body and nothing from the error. */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] = CLIENT_ERRORS[error.code ?? ''] ?? [
+    400,
+    'bad_request',
+    'The request is not valid HTTP.',
+  ];
+  const body = JSON.stringify(openAIErrorBody(status, { message, code }));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Thrown from the body parser as an OpenAIException so the global filter keeps its code. */

@@ -12,13 +12,17 @@ import {
 import { HealthModule } from '@tokenguard/health';
 import { MetricsModule } from '@tokenguard/metrics';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
+import { SyncModule } from '@tokenguard/sync';
 import { AdminAuthGuard } from './admin/admin-auth.guard';
+import { AdminModule } from './admin/admin.module';
+import { AuthModule } from '@tokenguard/auth';
 import { BucketsController } from './admin/buckets.controller';
 import { BudgetsController } from './admin/budgets.controller';
 import { ErrorReporter } from './error-reporting/error-reporter';
 import { HealthController } from './health/health.controller';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { StatusController } from './status/status.controller';
+import { SyncController } from './admin/sync.controller';
 import { ChatCompletionsController } from './v1/chat-completions.controller';
 import { EmbeddingsController } from './v1/embeddings.controller';
 import { ModelsController } from './v1/models.controller';
@@ -42,12 +46,16 @@ export class GatewayModule {
         LimiterModule,
         OpenAIProxyModule,
         HealthModule,
+        AuthModule,
+        AdminModule,
+        SyncModule,
       ],
       controllers: [
         HealthController,
         StatusController,
         BudgetsController,
         BucketsController,
+        SyncController,
         ChatCompletionsController,
         ResponsesController,
         EmbeddingsController,

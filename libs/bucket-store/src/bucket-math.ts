@@ -89,6 +89,11 @@ export function applyDelta(level: number, delta: number, capacity: number): numb
   return Math.max(MIN_LEVEL_MILLI, Math.min(capacity, level + delta));
 }
 
+/** The level after lowering it to `target` (milli-tokens): never raised, floored at the debt limit. */
+export function lowerTo(level: number, target: number): number {
+  return Math.min(level, Math.max(MIN_LEVEL_MILLI, target));
+}
+
 /**
  * The instant (ms) from which the bucket reads full and can be dropped. Infinity when
  * it never refills. This is the memory counterpart of the Redis key TTL.
@@ -114,14 +119,18 @@ export type ReserveDecision =
     };
 
 /**
- * All-or-nothing check of `need` milli-tokens against refilled buckets. A request larger
- * than any capacity is `too_large`, whatever the levels are. Otherwise the failing scope
- * with the longest wait is named; a scope that never refills counts as the longest. Ties go
- * to the first scope.
+ * All-or-nothing check of `need` milli-tokens against refilled buckets: one amount for every
+ * bucket, or one per bucket (fixed charges). A request larger than any capacity is
+ * `too_large`, whatever the levels are. Otherwise the failing scope with the longest wait is
+ * named; a scope that never refills counts as the longest. Ties go to the first scope.
  */
-export function decideReserve(buckets: readonly BucketView[], need: number): ReserveDecision {
+export function decideReserve(
+  buckets: readonly BucketView[],
+  need: number | readonly number[],
+): ReserveDecision {
+  const needOf = typeof need === 'number' ? () => need : (i: number) => need[i];
   for (let i = 0; i < buckets.length; i++) {
-    if (need > buckets[i].capacity) {
+    if (needOf(i) > buckets[i].capacity) {
       return { admitted: false, reason: 'too_large', index: i, retryAfterMs: null };
     }
   }
@@ -129,8 +138,9 @@ export function decideReserve(buckets: readonly BucketView[], need: number): Res
   let worstWait: number | null = 0;
   for (let i = 0; i < buckets.length; i++) {
     const b = buckets[i];
-    if (b.level >= need) continue;
-    const wait = msUntil(b.level, need, b.rate);
+    const n = needOf(i);
+    if (b.level >= n) continue;
+    const wait = msUntil(b.level, n, b.rate);
     const longer =
       worst < 0 ||
       (wait === null && worstWait !== null) ||

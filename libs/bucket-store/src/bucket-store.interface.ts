@@ -7,8 +7,31 @@
  * levels as integer milli-tokens so that refill arithmetic never drifts.
  */
 
-export const SCOPE_TYPES = ['global', 'team', 'rolegroup', 'role', 'user'] as const;
+/**
+ * Every scope type. The order is part of the Redis batch script's encoding (a type is sent as
+ * its 1-based place here), so new types go at the end.
+ *
+ * - `global` … `user`: budgets the operator sets (BUDGET_SCOPE_TYPES).
+ * - `upstream`: the provider's token limit for one model, learned by the limit sync (id = the
+ *   model name as clients send it). `upstream_requests`: the same model's request limit, in
+ *   requests rather than tokens (charged through `fixedCharges`, one per request).
+ */
+export const SCOPE_TYPES = [
+  'global',
+  'team',
+  'rolegroup',
+  'role',
+  'user',
+  'upstream',
+  'upstream_requests',
+] as const;
 export type ScopeType = (typeof SCOPE_TYPES)[number];
+
+export const BUDGET_SCOPE_TYPES = ['global', 'team', 'rolegroup', 'role', 'user'] as const;
+export type BudgetScopeType = (typeof BUDGET_SCOPE_TYPES)[number];
+
+export const UPSTREAM_SCOPE_TYPES = ['upstream', 'upstream_requests'] as const;
+export type UpstreamScopeType = (typeof UPSTREAM_SCOPE_TYPES)[number];
 
 /** One bucket instance. For `global` the id is always `GLOBAL_SCOPE_ID`. */
 export interface ScopeRef {
@@ -26,6 +49,14 @@ export interface BucketPolicy {
 }
 
 export type PolicyPatch = Partial<BucketPolicy>;
+
+/**
+ * The default policy of each scope type, as a store is configured. Upstream types may be left
+ * out: a model's upstream bucket only limits once the sync has set its policy, so their
+ * default is `UNLIMITED_POLICY`.
+ */
+export type StoreDefaults = Readonly<Record<BudgetScopeType, BucketPolicy>> &
+  Readonly<Partial<Record<UpstreamScopeType, BucketPolicy>>>;
 
 /** A bucket as seen at one instant. */
 export interface BucketSnapshot {
@@ -45,6 +76,19 @@ export interface ReserveRequest {
   readonly scopes: readonly ScopeRef[];
   /** Whole tokens to take from every scope (>= 0). */
   readonly tokens: number;
+  /**
+   * More scopes, each charged its own fixed amount instead of `tokens` (a request counter
+   * charged 1 per request). Part of the same all-or-nothing reservation. Settlement leaves a
+   * fixed charge in place unless it refunds in full (actual tokens 0): the request happened.
+   * A scope must not appear twice across `scopes` and `fixedCharges` (RangeError).
+   */
+  readonly fixedCharges?: readonly FixedCharge[];
+}
+
+export interface FixedCharge {
+  readonly scope: ScopeRef;
+  /** Whole units to take (>= 0). */
+  readonly amount: number;
 }
 
 export type ReserveResult = ReserveAdmitted | ReserveRejected;
@@ -52,7 +96,10 @@ export type ReserveResult = ReserveAdmitted | ReserveRejected;
 export interface ReserveAdmitted {
   readonly admitted: true;
   readonly reservationId: string;
-  /** Every scope of the request after the charge, in request order (empty when uncounted). */
+  /**
+   * Every scope of the request after the charge, in request order, then the fixed-charge
+   * scopes in their order (empty when uncounted).
+   */
   readonly buckets: readonly BucketSnapshot[];
   /**
    * Set when the shared store was unreachable: `local` = charged to this instance's own
@@ -74,14 +121,17 @@ export interface ReserveRejected {
   readonly scope: ScopeRef;
   /** Milliseconds until every failing scope holds enough tokens; null when it never will. */
   readonly retryAfterMs: number | null;
-  /** Every scope of the request, unchanged, in request order. */
+  /** Every scope of the request, unchanged, in request order, then the fixed-charge scopes. */
   readonly buckets: readonly BucketSnapshot[];
 }
 
 export interface SettleResult {
   /** False when the reservation was unknown, already settled or expired: nothing changed. */
   readonly applied: boolean;
-  /** Tokens given back (positive) or charged extra (negative) to every scope. */
+  /**
+   * Tokens given back (positive) or charged extra (negative) to every token-charged scope
+   * (fixed charges not included).
+   */
   readonly refunded: number;
 }
 
@@ -111,11 +161,67 @@ export interface BucketStore {
    */
   setPolicy(scope: ScopeRef, patch: PolicyPatch): Promise<BucketSnapshot>;
 
+  /** The per-id override of one scope (only the fields set), or null when it has none. */
+  getOverride(scope: ScopeRef): Promise<PolicyPatch | null>;
+
+  /** Per-id overrides in `<type>:<id>` order, one page at a time (see ListPoliciesQuery). */
+  listPolicies(query?: ListPoliciesQuery): Promise<PolicyPage>;
+
+  /**
+   * Remove a per-id override: the scope follows its type default again. Like setPolicy, the
+   * level is kept, clamped to the default capacity. Changes nothing without an override.
+   */
+  deletePolicy(scope: ScopeRef): Promise<DeletePolicyResult>;
+
+  /** Refill one bucket to its capacity now. Returns the bucket after. */
+  resetBucket(scope: ScopeRef): Promise<BucketSnapshot>;
+
+  /**
+   * Lower the level of one bucket to `tokens` (refilled to now first) when it is higher; a
+   * lower level is left as it is, so concurrent callers can only ever take away. May go below
+   * zero (debt, floored like settlement debt). Returns the bucket after the change.
+   */
+  lowerLevel(scope: ScopeRef, tokens: number): Promise<BucketSnapshot>;
+
   /** Cheap liveness check of the backing engine. */
   ping(): Promise<void>;
 
   /** Release timers and connections. */
   close(): Promise<void>;
+}
+
+/** One per-id override as listed by the store. */
+export interface PolicyOverride {
+  readonly scope: ScopeRef;
+  /** Only the fields an operator set; the others follow the type default. */
+  readonly override: PolicyPatch;
+  /** The effective policy: the override over the type default. */
+  readonly policy: BucketPolicy;
+}
+
+export interface ListPoliciesQuery {
+  /** Only overrides of these scope types (default: every type). */
+  readonly types?: readonly ScopeType[];
+  /** Start after this `<type>:<id>` (the previous page's `next`); exclusive. */
+  readonly after?: string;
+  /** Page size, 1 to MAX_POLICY_PAGE. Default 100. */
+  readonly limit?: number;
+}
+
+export const MAX_POLICY_PAGE = 1000;
+export const DEFAULT_POLICY_PAGE = 100;
+
+export interface PolicyPage {
+  readonly overrides: readonly PolicyOverride[];
+  /** `<type>:<id>` to pass as `after` for the next page; null on the last one. */
+  readonly next: string | null;
+}
+
+export interface DeletePolicyResult {
+  /** False when the scope had no override (nothing changed). */
+  readonly deleted: boolean;
+  /** The bucket after the change. */
+  readonly bucket: BucketSnapshot;
 }
 
 /** Injection token for the active store. */

@@ -7,13 +7,29 @@ import { MemoryBucketStore } from './memory-bucket.store';
 import { MeteredBucketStore } from './metered-bucket.store';
 import { RedisBucketStore } from './redis-bucket.store';
 import { createRedisClient, waitForRedisReady } from './redis-client';
+import { REDIS_CONNECTION, type RedisConnection } from './redis-connection';
+import {
+  MemorySharedState,
+  RedisSharedState,
+  SHARED_STATE,
+  type SharedState,
+} from './shared-state';
 
 const logger = new Logger('BucketStore');
 
 /** How long boot waits for Redis before starting in the configured failure mode. */
 const BOOT_WAIT_MS = 3000;
 
-async function createBucketStore(config: AppConfig, metrics: GatewayMetrics): Promise<BucketStore> {
+/** The store and the shared state kept by the same engine (one Redis connection for both). */
+interface StoreEngine {
+  readonly store: BucketStore;
+  readonly shared: SharedState;
+  readonly redis?: RedisConnection;
+}
+
+const STORE_ENGINE = Symbol('STORE_ENGINE');
+
+async function createBucketStore(config: AppConfig, metrics: GatewayMetrics): Promise<StoreEngine> {
   // With metrics off the engine is used as is: not even a wrapper on the request path.
   const { redis, failureMode } = config.store;
   const { defaults, reservationTtlMs } = config.limits;
@@ -22,7 +38,7 @@ async function createBucketStore(config: AppConfig, metrics: GatewayMetrics): Pr
   if (!redis) {
     const store = metered(new MemoryBucketStore({ defaults, reservationTtlMs }));
     metrics.watchBuckets(store);
-    return store;
+    return { store, shared: new MemorySharedState() };
   }
 
   const client = createRedisClient({
@@ -58,7 +74,11 @@ async function createBucketStore(config: AppConfig, metrics: GatewayMetrics): Pr
   // A gateway that boots while Redis is down still starts (probes and traffic see the mode).
   await waitForRedisReady(client, BOOT_WAIT_MS).catch(() => undefined);
   await store.check();
-  return store;
+  return {
+    store,
+    shared: new RedisSharedState(client, redis.namespace),
+    redis: { client, namespace: redis.namespace },
+  };
 }
 
 function logTransition(event: StoreTransition): void {
@@ -76,13 +96,23 @@ function logTransition(event: StoreTransition): void {
   );
 }
 
-/** Provides `BUCKET_STORE` to the whole app: Redis behind a failure mode, or in-memory. */
+/**
+ * Provides `BUCKET_STORE` to the whole app (Redis behind a failure mode, or in-memory), and
+ * `SHARED_STATE` from the same engine.
+ */
 @Global()
 @Module({
   providers: [
-    { provide: BUCKET_STORE, inject: [AppConfig, GatewayMetrics], useFactory: createBucketStore },
+    { provide: STORE_ENGINE, inject: [AppConfig, GatewayMetrics], useFactory: createBucketStore },
+    { provide: BUCKET_STORE, inject: [STORE_ENGINE], useFactory: (e: StoreEngine) => e.store },
+    { provide: SHARED_STATE, inject: [STORE_ENGINE], useFactory: (e: StoreEngine) => e.shared },
+    {
+      provide: REDIS_CONNECTION,
+      inject: [STORE_ENGINE],
+      useFactory: (e: StoreEngine) => e.redis ?? null,
+    },
   ],
-  exports: [BUCKET_STORE],
+  exports: [BUCKET_STORE, SHARED_STATE, REDIS_CONNECTION],
 })
 export class BucketStoreModule implements OnApplicationShutdown {
   constructor(@Inject(BUCKET_STORE) private readonly store: BucketStore) {}

@@ -1,10 +1,10 @@
-import type { BucketPolicy, BucketStore, ScopeType } from './bucket-store.interface';
+import type { BucketPolicy, BucketStore, BudgetScopeType } from './bucket-store.interface';
 import { DuplicateReservationError } from './bucket-store.errors';
 import { FailoverBucketStore, type StoreTransition } from './failover-bucket.store';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { BucketStoreUnavailableError } from './store-unavailable.error';
 
-const defaults: Record<ScopeType, BucketPolicy> = {
+const defaults: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 10_000, refillPerSec: 0 },
   team: { capacity: 5_000, refillPerSec: 0 },
   rolegroup: { capacity: 4_000, refillPerSec: 0 },
@@ -30,6 +30,16 @@ class FlakyStore implements BucketStore {
   getPolicy: BucketStore['getPolicy'] = (s) => this.gate(() => this.inner.getPolicy(s), 'get');
   setPolicy: BucketStore['setPolicy'] = (s, p) =>
     this.gate(() => this.inner.setPolicy(s, p), 'set');
+  getOverride: BucketStore['getOverride'] = (s) =>
+    this.gate(() => this.inner.getOverride(s), 'getOverride');
+  listPolicies: BucketStore['listPolicies'] = (q) =>
+    this.gate(() => this.inner.listPolicies(q), 'listPolicies');
+  deletePolicy: BucketStore['deletePolicy'] = (s) =>
+    this.gate(() => this.inner.deletePolicy(s), 'deletePolicy');
+  resetBucket: BucketStore['resetBucket'] = (s) =>
+    this.gate(() => this.inner.resetBucket(s), 'resetBucket');
+  lowerLevel: BucketStore['lowerLevel'] = (s, n) =>
+    this.gate(() => this.inner.lowerLevel(s, n), 'lowerLevel');
   ping = () => this.gate(() => Promise.resolve(), 'ping');
   close = () => this.inner.close();
 }
@@ -111,6 +121,34 @@ describe('FailoverBucketStore', () => {
     await until(() => store.state.healthy);
     await expect(store.settle('r1', 50)).resolves.toEqual({ applied: true, refunded: 150 });
     await expect(store.settle('r1', 50)).resolves.toEqual({ applied: false, refunded: 0 });
+    await store.close();
+  });
+
+  it('local: budget listings, deletions and resets wait for the primary', async () => {
+    const { primary, store } = setup('local');
+    await store.setPolicy(alice, { capacity: 300 });
+    await expect(store.getOverride(alice)).resolves.toEqual({ capacity: 300 });
+    await expect(store.listPolicies()).resolves.toMatchObject({ overrides: [{ scope: alice }] });
+    primary.down = true;
+    // Marks the primary down like any other call.
+    await expect(store.listPolicies()).rejects.toBeInstanceOf(BucketStoreUnavailableError);
+    for (const call of [
+      () => store.getOverride(alice),
+      () => store.deletePolicy(alice),
+      () => store.resetBucket(alice),
+    ]) {
+      await expect(call()).rejects.toBeInstanceOf(BucketStoreUnavailableError);
+    }
+    primary.down = false;
+    await until(() => store.state.healthy);
+    await expect(store.deletePolicy(alice)).resolves.toMatchObject({
+      deleted: true,
+      bucket: { capacity: 1_000 },
+    });
+    // The local buckets of a later outage no longer carry the deleted override.
+    primary.down = true;
+    const local = await store.reserve({ reservationId: 'r3', scopes: [alice], tokens: 1 });
+    expect(local.buckets[0]).toMatchObject({ capacity: 1_000 });
     await store.close();
   });
 

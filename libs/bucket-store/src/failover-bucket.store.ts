@@ -2,14 +2,18 @@ import type {
   BucketPolicy,
   BucketSnapshot,
   BucketStore,
+  DeletePolicyResult,
+  ListPoliciesQuery,
+  PolicyPage,
   PolicyPatch,
   ReserveRequest,
   ReserveResult,
   ScopeRef,
   ScopeType,
   SettleResult,
+  StoreDefaults,
 } from './bucket-store.interface';
-import { scopeKey } from './bucket-store.validation';
+import { resolveDefaults, scopeKey } from './bucket-store.validation';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { BucketStoreUnavailableError } from './store-unavailable.error';
 
@@ -24,7 +28,7 @@ export interface FailoverBucketStoreOptions {
   readonly primary: BucketStore;
   readonly mode: StoreFailureMode;
   /** Type defaults, for the local buckets used in `local` mode. */
-  readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>;
+  readonly defaults: StoreDefaults;
   readonly reservationTtlMs?: number;
   /** How often the primary is pinged while it is down. Default 1000 ms. */
   readonly probeIntervalMs?: number;
@@ -64,11 +68,13 @@ export class FailoverBucketStore implements BucketStore {
   private readonly knownPolicies = new Map<string, { scope: ScopeRef; policy: BucketPolicy }>();
   private readonly probeIntervalMs: number;
   private readonly policyMemory: number;
+  private readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>;
 
   constructor(private readonly options: FailoverBucketStoreOptions) {
     this.backend = options.primary.backend;
     this.probeIntervalMs = options.probeIntervalMs ?? 1000;
     this.policyMemory = options.policyMemory ?? 10_000;
+    this.defaults = resolveDefaults(options.defaults);
   }
 
   get state(): StoreState {
@@ -148,6 +154,34 @@ export class FailoverBucketStore implements BucketStore {
     }
   }
 
+  /**
+   * Overrides are read from the shared store only: the local buckets know just the budgets
+   * this instance happened to see, and a partial list would mislead.
+   */
+  getOverride(scope: ScopeRef): Promise<PolicyPatch | null> {
+    return this.primaryOnly('getOverride', (store) => store.getOverride(scope));
+  }
+
+  listPolicies(query?: ListPoliciesQuery): Promise<PolicyPage> {
+    return this.primaryOnly('listPolicies', (store) => store.listPolicies(query));
+  }
+
+  /** Refused while the primary is down, like setPolicy. */
+  async deletePolicy(scope: ScopeRef): Promise<DeletePolicyResult> {
+    const result = await this.primaryOnly('deletePolicy', (store) => store.deletePolicy(scope));
+    this.rememberPolicies([result.bucket]);
+    return result;
+  }
+
+  resetBucket(scope: ScopeRef): Promise<BucketSnapshot> {
+    return this.primaryOnly('resetBucket', (store) => store.resetBucket(scope));
+  }
+
+  /** Like a read: the local buckets stand in while the primary is down (mode `local`). */
+  lowerLevel(scope: ScopeRef, tokens: number): Promise<BucketSnapshot> {
+    return this.read('lowerLevel', (store) => store.lowerLevel(scope, tokens));
+  }
+
   ping(): Promise<void> {
     return this.options.primary.ping();
   }
@@ -181,6 +215,19 @@ export class FailoverBucketStore implements BucketStore {
     }
     if (this.options.mode === 'local') return fn(this.localStore());
     throw this.unavailable(operation);
+  }
+
+  private async primaryOnly<T>(
+    operation: string,
+    fn: (store: BucketStore) => Promise<T>,
+  ): Promise<T> {
+    if (!this.healthy) throw this.unavailable(operation);
+    try {
+      return await fn(this.options.primary);
+    } catch (error) {
+      this.failIfNotUnavailable(error);
+      throw error;
+    }
   }
 
   /** Rethrows anything but an outage (bad input, duplicate ids); marks the primary down otherwise. */
@@ -236,7 +283,7 @@ export class FailoverBucketStore implements BucketStore {
   private rememberPolicies(buckets: readonly BucketSnapshot[]): void {
     if (this.options.mode !== 'local') return;
     for (const bucket of buckets) {
-      const fallback = this.options.defaults[bucket.scope.type];
+      const fallback = this.defaults[bucket.scope.type];
       const key = scopeKey(bucket.scope);
       if (bucket.capacity === fallback.capacity && bucket.refillPerSec === fallback.refillPerSec) {
         this.knownPolicies.delete(key);

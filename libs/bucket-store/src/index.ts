@@ -1,6 +1,13 @@
 export * from './bucket-store.interface';
 export { DuplicateReservationError } from './bucket-store.errors';
-export { isScopeType, scopeKey } from './bucket-store.validation';
+export {
+  isScopeType,
+  isUpstreamId,
+  isUpstreamScopeType,
+  scopeKey,
+  UNLIMITED_POLICY,
+  UPSTREAM_ID_PATTERN,
+} from './bucket-store.validation';
 export { MAX_TOKENS, MILLI_PER_TOKEN } from './bucket-math';
 export {
   MemoryBucketStore,
@@ -27,3 +34,10 @@ export {
   type StoreState,
   type StoreTransition,
 } from './failover-bucket.store';
+export {
+  MemorySharedState,
+  RedisSharedState,
+  SHARED_STATE,
+  type SharedState,
+} from './shared-state';
+export { REDIS_CONNECTION, type RedisConnection } from './redis-connection';

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { BucketPolicy, ScopeType } from './bucket-store.interface';
+import { BucketPolicy, BudgetScopeType } from './bucket-store.interface';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { FakeClock } from './testing/fake-clock';
 
 const USERS = 1_000_000;
 
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 1e12, refillPerSec: 1e6 },
   team: { capacity: 10_000, refillPerSec: 10 },
   rolegroup: { capacity: 10_000, refillPerSec: 10 },

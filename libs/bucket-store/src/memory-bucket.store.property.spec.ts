@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { BucketPolicy, GLOBAL_SCOPE_ID, ScopeRef, ScopeType } from './bucket-store.interface';
+import { BucketPolicy, GLOBAL_SCOPE_ID, ScopeRef, BudgetScopeType } from './bucket-store.interface';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { FakeClock } from './testing/fake-clock';
 
@@ -57,7 +57,7 @@ const policyOp: fc.Arbitrary<Op> = fc
 
 function makeStore(policies: readonly BucketPolicy[], clock: FakeClock): MemoryBucketStore {
   const base: BucketPolicy = { capacity: 1, refillPerSec: 0 };
-  const defaults: Record<ScopeType, BucketPolicy> = {
+  const defaults: Record<BudgetScopeType, BucketPolicy> = {
     global: policies[0],
     team: policies[1],
     rolegroup: base,

@@ -4,12 +4,12 @@ import {
   GLOBAL_SCOPE_ID,
   ReserveResult,
   ScopeRef,
-  ScopeType,
+  BudgetScopeType,
 } from './bucket-store.interface';
 import { MemoryBucketStore, MemoryBucketStoreOptions } from './memory-bucket.store';
 import { FakeClock } from './testing/fake-clock';
 
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 100_000, refillPerSec: 100 },
   team: { capacity: 10_000, refillPerSec: 10 },
   rolegroup: { capacity: 5_000, refillPerSec: 5 },
@@ -59,9 +59,9 @@ describe('MemoryBucketStore', () => {
       const bad = { ...DEFAULTS, role: { capacity: -1, refillPerSec: 1 } };
       expect(() => make({ defaults: bad })).toThrow(RangeError);
       expect(() => make({ defaults: bad })).toThrow(/defaults\.role\.capacity/);
-      const missing = { ...DEFAULTS } as Partial<Record<ScopeType, BucketPolicy>>;
+      const missing = { ...DEFAULTS } as Partial<Record<BudgetScopeType, BucketPolicy>>;
       delete missing.user;
-      expect(() => make({ defaults: missing as Record<ScopeType, BucketPolicy> })).toThrow(
+      expect(() => make({ defaults: missing as Record<BudgetScopeType, BucketPolicy> })).toThrow(
         /defaults\.user/,
       );
       expect(() => make({ reservationTtlMs: 0 })).toThrow(RangeError);

@@ -7,6 +7,7 @@ import {
   decideReserve,
   fromMilli,
   fullAt,
+  lowerTo,
   msUntil,
   refill,
   toMilli,
@@ -18,6 +19,10 @@ import {
   BucketSnapshot,
   BucketStore,
   Clock,
+  DeletePolicyResult,
+  GLOBAL_SCOPE_ID,
+  ListPoliciesQuery,
+  PolicyPage,
   PolicyPatch,
   ReserveRequest,
   ReserveResult,
@@ -25,19 +30,27 @@ import {
   ScopeRef,
   ScopeType,
   SettleResult,
+  StoreDefaults,
 } from './bucket-store.interface';
 import {
+  assertFixedCharges,
+  assertLevel,
   assertPolicy,
   assertPolicyPatch,
   assertReservationId,
   assertScopeRef,
   assertWholeTokens,
+  fixedTwice,
+  resolveDefaults,
   scopeKey,
 } from './bucket-store.validation';
+import { pageOfMembers, policyListing, policyMember, scopeOfMember } from './policy-listing';
+
+const GLOBAL: ScopeRef = Object.freeze({ type: 'global', id: GLOBAL_SCOPE_ID });
 
 export interface MemoryBucketStoreOptions {
-  /** Policy of every scope instance without an override. */
-  readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>;
+  /** Policy of every scope instance without an override (upstream types may be left out). */
+  readonly defaults: StoreDefaults;
   /** Defaults to a monotonic clock (`performance.timeOrigin + performance.now()`). */
   readonly clock?: Clock;
   /** How long an unsettled reservation can still be settled. Default 10 minutes. */
@@ -105,6 +118,8 @@ interface Reservation {
   readonly scopes: readonly ScopeRef[];
   readonly keys: readonly string[];
   readonly tokens: number;
+  /** Per scope, its fixed charge, or null when it was charged `tokens`; null when none is fixed. */
+  readonly fixed: readonly (number | null)[] | null;
   readonly expiresAt: number;
 }
 
@@ -113,6 +128,8 @@ interface Charge {
   readonly key: string;
   readonly resolved: ResolvedPolicy;
   readonly state: BucketLevel;
+  /** Units of a fixed charge; null when the scope is charged the request's tokens. */
+  readonly fixed: number | null;
 }
 
 function resolve(policy: BucketPolicy): ResolvedPolicy {
@@ -159,8 +176,9 @@ export class MemoryBucketStore implements BucketStore {
 
   constructor(options: MemoryBucketStoreOptions) {
     const defaults = {} as Record<ScopeType, ResolvedPolicy>;
+    const configured = resolveDefaults(options.defaults);
     for (const type of SCOPE_TYPES) {
-      const policy = options.defaults?.[type];
+      const policy = configured[type];
       assertPolicy(policy, `defaults.${type}`);
       defaults[type] = resolve(policy);
     }
@@ -205,6 +223,78 @@ export class MemoryBucketStore implements BucketStore {
 
   setPolicy(scope: ScopeRef, patch: PolicyPatch): Promise<BucketSnapshot> {
     return runSync(() => this.setPolicySync(scope, patch));
+  }
+
+  lowerLevel(scope: ScopeRef, tokens: number): Promise<BucketSnapshot> {
+    return runSync(() => {
+      const key = scopeKey(scope);
+      assertLevel(tokens);
+      const resolved = this.policyOf(scope.type, key);
+      const state = refill(this.buckets.get(key), resolved.limits, this.clock.nowMs());
+      const level = lowerTo(state.level, toMilli(tokens));
+      if (level === state.level) return snapshot(scope, resolved, state);
+      const after: BucketLevel = { level, updatedAt: state.updatedAt };
+      this.write(key, resolved, after);
+      return snapshot(scope, resolved, after);
+    });
+  }
+
+  getOverride(scope: ScopeRef): Promise<PolicyPatch | null> {
+    return runSync(() => this.overrides.get(scopeKey(scope))?.patch ?? null);
+  }
+
+  listPolicies(query?: ListPoliciesQuery): Promise<PolicyPage> {
+    return runSync(() => {
+      const listing = policyListing(query);
+      const byMember = new Map<string, { scope: ScopeRef; override: Override }>();
+      for (const [key, override] of this.overrides) {
+        const scope = key === GLOBAL_SCOPE_ID ? GLOBAL : scopeOfMember(key);
+        if (scope !== undefined) byMember.set(policyMember(scope), { scope, override });
+      }
+      const page = pageOfMembers(byMember.keys(), listing);
+      return {
+        overrides: page.members.map((member) => {
+          const { scope, override } = byMember.get(member)!;
+          return {
+            scope: copyScope(scope),
+            override: override.patch,
+            policy: override.resolved.policy,
+          };
+        }),
+        next: page.next,
+      };
+    });
+  }
+
+  deletePolicy(scope: ScopeRef): Promise<DeletePolicyResult> {
+    return runSync(() => {
+      const key = scopeKey(scope);
+      const override = this.overrides.get(key);
+      const now = this.clock.nowMs();
+      const state = refill(this.buckets.get(key), this.policyOf(scope.type, key).limits, now);
+      if (override === undefined) {
+        return { deleted: false, bucket: snapshot(scope, this.defaults[scope.type], state) };
+      }
+      // As in setPolicy: the level is brought up to now under the old policy, then kept.
+      this.overrides.delete(key);
+      const resolved = this.defaults[scope.type];
+      const after: BucketLevel = {
+        level: Math.min(state.level, resolved.limits.capacity),
+        updatedAt: state.updatedAt,
+      };
+      this.write(key, resolved, after);
+      return { deleted: true, bucket: snapshot(scope, resolved, after) };
+    });
+  }
+
+  resetBucket(scope: ScopeRef): Promise<BucketSnapshot> {
+    return runSync(() => {
+      const key = scopeKey(scope);
+      // Absent reads full.
+      this.buckets.delete(key);
+      const resolved = this.policyOf(scope.type, key);
+      return snapshot(scope, resolved, refill(undefined, resolved.limits, this.clock.nowMs()));
+    });
   }
 
   ping(): Promise<void> {
@@ -261,6 +351,7 @@ export class MemoryBucketStore implements BucketStore {
     assertReservationId(reservationId);
     assertWholeTokens('tokens', tokens);
     scopes.forEach(assertScopeRef);
+    const fixedCharges = assertFixedCharges(request.fixedCharges);
     const now = this.clock.nowMs();
 
     const open = this.reservations.get(reservationId);
@@ -272,18 +363,29 @@ export class MemoryBucketStore implements BucketStore {
     // A scope listed twice is charged once: the check is per bucket, so charging it twice
     // could take it below zero without a check.
     const charges = new Map<string, Charge>();
-    for (const scope of scopes) {
+    const add = (scope: ScopeRef, fixed: number | null) => {
       const key = scopeKey(scope);
-      if (charges.has(key)) continue;
       const resolved = this.policyOf(scope.type, key);
       const state = refill(this.buckets.get(key), resolved.limits, now);
-      charges.set(key, { scope, key, resolved, state });
+      charges.set(key, { scope, key, resolved, state, fixed });
+    };
+    for (const scope of scopes) {
+      if (!charges.has(scopeKey(scope))) add(scope, null);
     }
+    for (const { scope, amount } of fixedCharges) {
+      if (charges.has(scopeKey(scope))) throw fixedTwice(scope);
+      add(scope, amount);
+    }
+    const listed = fixedCharges.length === 0 ? scopes : allScopes(scopes, fixedCharges);
     const unique = [...charges.values()];
     const need = toMilli(tokens);
+    const needs =
+      fixedCharges.length === 0
+        ? need
+        : unique.map((c) => (c.fixed === null ? need : toMilli(c.fixed)));
     const decision = decideReserve(
       unique.map((c): BucketView => ({ ...c.resolved.limits, level: c.state.level })),
-      need,
+      needs,
     );
 
     if (!decision.admitted) {
@@ -293,7 +395,7 @@ export class MemoryBucketStore implements BucketStore {
         reason: decision.reason,
         scope: copyScope(unique[decision.index].scope),
         retryAfterMs: decision.retryAfterMs,
-        buckets: scopes.map((s) => {
+        buckets: listed.map((s) => {
           const c = charges.get(scopeKey(s))!;
           return snapshot(s, c.resolved, c.state);
         }),
@@ -302,7 +404,8 @@ export class MemoryBucketStore implements BucketStore {
 
     const after = new Map<string, BucketLevel>();
     for (const c of unique) {
-      const state: BucketLevel = { level: c.state.level - need, updatedAt: c.state.updatedAt };
+      const charge = c.fixed === null ? need : toMilli(c.fixed);
+      const state: BucketLevel = { level: c.state.level - charge, updatedAt: c.state.updatedAt };
       this.write(c.key, c.resolved, state);
       after.set(c.key, state);
     }
@@ -310,12 +413,13 @@ export class MemoryBucketStore implements BucketStore {
       scopes: unique.map((c) => copyScope(c.scope)),
       keys: unique.map((c) => c.key),
       tokens,
+      fixed: fixedCharges.length === 0 ? null : unique.map((c) => c.fixed),
       expiresAt: now + this.reservationTtlMs,
     });
     return {
       admitted: true,
       reservationId,
-      buckets: scopes.map((s) => {
+      buckets: listed.map((s) => {
         const key = scopeKey(s);
         return snapshot(s, charges.get(key)!.resolved, after.get(key)!);
       }),
@@ -334,15 +438,18 @@ export class MemoryBucketStore implements BucketStore {
 
     const refunded = reservation.tokens - actualTokens;
     const delta = toMilli(refunded);
-    if (delta !== 0) {
-      reservation.scopes.forEach((scope, i) => {
-        const key = reservation.keys[i];
-        const resolved = this.policyOf(scope.type, key);
-        const state = refill(this.buckets.get(key), resolved.limits, now);
-        const level = applyDelta(state.level, delta, resolved.limits.capacity);
-        this.write(key, resolved, { level, updatedAt: state.updatedAt });
-      });
-    }
+    const { fixed } = reservation;
+    reservation.scopes.forEach((scope, i) => {
+      const units = fixed === null ? null : fixed[i];
+      // A fixed charge (a request counted) comes back only with a full refund.
+      const change = units === null ? delta : actualTokens === 0 ? toMilli(units) : 0;
+      if (change === 0) return;
+      const key = reservation.keys[i];
+      const resolved = this.policyOf(scope.type, key);
+      const state = refill(this.buckets.get(key), resolved.limits, now);
+      const level = applyDelta(state.level, change, resolved.limits.capacity);
+      this.write(key, resolved, { level, updatedAt: state.updatedAt });
+    });
     return { applied: true, refunded };
   }
 
@@ -407,6 +514,14 @@ function runSync<T>(body: () => T): Promise<T> {
 // Array.isArray narrows a readonly array to any[]; this keeps the element type.
 function isArray<T>(value: readonly T[]): boolean {
   return Array.isArray(value);
+}
+
+/** The scopes of a request as its result lists them: `scopes`, then the fixed-charge scopes. */
+function allScopes(
+  scopes: readonly ScopeRef[],
+  fixedCharges: readonly { readonly scope: ScopeRef }[],
+): ScopeRef[] {
+  return [...scopes, ...fixedCharges.map((c) => c.scope)];
 }
 
 function copyScope(scope: ScopeRef): ScopeRef {

@@ -1,11 +1,11 @@
 import { PrometheusGatewayMetrics } from '@tokenguard/metrics';
-import type { BucketPolicy, BucketStore, ScopeType } from './bucket-store.interface';
+import type { BucketPolicy, BucketStore, BudgetScopeType } from './bucket-store.interface';
 import { BucketStoreUnavailableError } from './store-unavailable.error';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { MeteredBucketStore } from './metered-bucket.store';
 import { describeBucketStoreContract, memoryStoreFactory } from './testing';
 
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 10_000, refillPerSec: 0 },
   team: { capacity: 5000, refillPerSec: 0 },
   rolegroup: { capacity: 4000, refillPerSec: 0 },

@@ -3,13 +3,17 @@ import type {
   BucketPolicy,
   BucketSnapshot,
   BucketStore,
+  DeletePolicyResult,
+  ListPoliciesQuery,
+  PolicyPage,
   PolicyPatch,
   ReserveRequest,
   ReserveResult,
   ScopeRef,
-  ScopeType,
   SettleResult,
+  StoreDefaults,
 } from './bucket-store.interface';
+import { isUpstreamScopeType } from './bucket-store.validation';
 
 /**
  * Times and counts every operation of the store it wraps (`store_operations_total`,
@@ -27,7 +31,7 @@ export class MeteredBucketStore implements BucketStore {
     private readonly store: BucketStore,
     private readonly metrics: GatewayMetrics,
     /** The scope types' default policies, to tell a per-id budget from the default. */
-    private readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>,
+    private readonly defaults: StoreDefaults,
   ) {
     this.backend = store.backend;
   }
@@ -86,12 +90,33 @@ export class MeteredBucketStore implements BucketStore {
     try {
       const result = await this.store.setPolicy(scope, patch);
       this.done('set_policy', true, startedAt);
-      this.metrics.bucketSeen(scope.type, scope.id);
+      // Upstream buckets have gauges of their own (upstream_limit_*), set by the limit sync.
+      if (!isUpstreamScopeType(scope.type)) this.metrics.bucketSeen(scope.type, scope.id);
       return result;
     } catch (error) {
       this.done('set_policy', false, startedAt);
       throw error;
     }
+  }
+
+  getOverride(scope: ScopeRef): Promise<PolicyPatch | null> {
+    return this.timed('get_override', () => this.store.getOverride(scope));
+  }
+
+  listPolicies(query?: ListPoliciesQuery): Promise<PolicyPage> {
+    return this.timed('list_policies', () => this.store.listPolicies(query));
+  }
+
+  deletePolicy(scope: ScopeRef): Promise<DeletePolicyResult> {
+    return this.timed('delete_policy', () => this.store.deletePolicy(scope));
+  }
+
+  resetBucket(scope: ScopeRef): Promise<BucketSnapshot> {
+    return this.timed('reset_bucket', () => this.store.resetBucket(scope));
+  }
+
+  lowerLevel(scope: ScopeRef, tokens: number): Promise<BucketSnapshot> {
+    return this.timed('lower_level', () => this.store.lowerLevel(scope, tokens));
   }
 
   async ping(): Promise<void> {
@@ -111,10 +136,24 @@ export class MeteredBucketStore implements BucketStore {
 
   private noteBudgets(buckets: readonly BucketSnapshot[]): void {
     for (const { scope, capacity, refillPerSec } of buckets) {
+      if (isUpstreamScopeType(scope.type)) continue;
       const fallback = this.defaults[scope.type];
       if (capacity !== fallback.capacity || refillPerSec !== fallback.refillPerSec) {
         this.metrics.bucketSeen(scope.type, scope.id);
       }
+    }
+  }
+
+  /** For the rare admin operations; the hot ones above avoid the extra closure. */
+  private async timed<T>(operation: StoreOperation, call: () => Promise<T>): Promise<T> {
+    const startedAt = performance.now();
+    try {
+      const result = await call();
+      this.done(operation, true, startedAt);
+      return result;
+    } catch (error) {
+      this.done(operation, false, startedAt);
+      throw error;
     }
   }
 

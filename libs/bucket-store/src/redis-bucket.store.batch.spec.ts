@@ -2,13 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { DuplicateReservationError } from './bucket-store.errors';
-import {
-  BucketPolicy,
-  BucketStore,
-  GLOBAL_SCOPE_ID,
-  ScopeRef,
-  ScopeType,
-} from './bucket-store.interface';
+import { BucketStore, GLOBAL_SCOPE_ID, ScopeRef, StoreDefaults } from './bucket-store.interface';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { RedisBucketStore } from './redis-bucket.store';
 import { createRedisClient, waitForRedisReady, type RedisClient } from './redis-client';
@@ -30,12 +24,13 @@ const URL = testRedisUrl();
 const DB = 6;
 
 // Nothing refills: answers do not depend on time, so they can be compared with MemoryBucketStore.
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: StoreDefaults = {
   global: { capacity: 1_000_000, refillPerSec: 0 },
   team: { capacity: 10_000, refillPerSec: 0 },
   rolegroup: { capacity: 5_000, refillPerSec: 0 },
   role: { capacity: 2_000, refillPerSec: 0 },
   user: { capacity: 1_000, refillPerSec: 0 },
+  upstream_requests: { capacity: 10, refillPerSec: 0 },
 };
 
 const GLOBAL: ScopeRef = { type: 'global', id: GLOBAL_SCOPE_ID };
@@ -305,6 +300,62 @@ describeWithRedis('RedisBucketStore batches', probeRedisSync(URL), () => {
     expect(await admin.exists(keys.reservation('old'))).toBe(0);
   });
 
+  it('stores fixed charges in the reservation record, so that any instance settles them', async () => {
+    const a = await open();
+    const b = await open();
+    const counter: ScopeRef = { type: 'upstream_requests', id: 'ft:gpt-4o-mini:org::x1' };
+    await a.setPolicy(counter, { capacity: 10, refillPerSec: 0 });
+    const fixedCharges = [{ scope: counter, amount: 2 }];
+    await a.reserve({ reservationId: 'f1', scopes: [GLOBAL, alice], tokens: 100, fixedCharges });
+    await a.reserve({ reservationId: 'f2', scopes: [alice], tokens: 50, fixedCharges });
+    expect(await admin.get(keys.reservation('f1'))).toBe(
+      '100 13 global:global 10 user:alice *2 40 upstream_requests:ft:gpt-4o-mini:org::x1',
+    );
+    expect(await levels(a, [GLOBAL, alice, counter])).toEqual([999_900, 850, 6]);
+    // b did not make them: it parses the records.
+    expect(await b.settle('f1', 30)).toEqual({ applied: true, refunded: 70 });
+    expect(await levels(a, [GLOBAL, alice, counter])).toEqual([999_970, 920, 6]);
+    expect(await b.settle('f2', 0)).toEqual({ applied: true, refunded: 50 });
+    expect(await levels(a, [GLOBAL, alice, counter])).toEqual([999_970, 970, 8]);
+  });
+
+  it('mixes requests with and without fixed charges in one batch, each settled its own way', async () => {
+    const store = await open();
+    const counter: ScopeRef = { type: 'upstream_requests', id: 'gpt-4o' };
+    await store.setPolicy(counter, { capacity: 3, refillPerSec: 0 });
+    const fixedCharges = [{ scope: counter, amount: 1 }];
+    const results = await Promise.all([
+      store.reserve({ reservationId: 'm1', scopes: [alice], tokens: 10, fixedCharges }),
+      store.reserve({ reservationId: 'm2', scopes: [alice], tokens: 10 }),
+      store.reserve({ reservationId: 'm3', scopes: [bob], tokens: 10, fixedCharges }),
+      store.settle('m1', 0),
+      store.reserve({ reservationId: 'm4', scopes: [bob], tokens: 10, fixedCharges }),
+      store.reserve({ reservationId: 'm5', scopes: [bob], tokens: 10, fixedCharges }),
+      store.reserve({ reservationId: 'm6', scopes: [bob], tokens: 10, fixedCharges }),
+    ]);
+    expect(results.map((r) => ('admitted' in r ? r.admitted : r.applied))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
+    expect(await levels(store, [alice, bob, counter])).toEqual([990, 970, 0]);
+    await Promise.all([store.settle('m3', 5), store.settle('m4', 0), store.settle('m2', 10)]);
+    expect(await levels(store, [alice, bob, counter])).toEqual([990, 985, 1]);
+  });
+
+  it('lowers a level in one script call, never raising it', async () => {
+    const store = await open();
+    await store.reserve({ reservationId: 'l1', scopes: [alice], tokens: 100 });
+    expect((await store.lowerLevel(alice, 950)).tokens).toBe(900);
+    expect((await store.lowerLevel(alice, 250.5)).tokens).toBe(250.5);
+    expect((await store.lowerLevel(red, -20)).tokens).toBe(-20);
+    expect(await levels(store, [alice, red])).toEqual([250.5, -20]);
+  });
+
   it('handles a batch naming more scopes than one position character can count', async () => {
     const store = await open({ maxBatchSize: 500 });
     const users = Array.from({ length: 150 }, (_, i) => user(`many-${i}`));
@@ -335,9 +386,11 @@ describeWithRedis('RedisBucketStore batches', probeRedisSync(URL), () => {
   });
 
   describe('against MemoryBucketStore', () => {
-    const SCOPES: readonly ScopeRef[] = [GLOBAL, red, alice, bob];
+    const COUNTER: ScopeRef = { type: 'upstream_requests', id: 'gpt-4o-mini' };
+    // The counter is only ever charged as a fixed charge, never as a token scope.
+    const SCOPES: readonly ScopeRef[] = [GLOBAL, red, alice, bob, COUNTER];
     type Call =
-      | { kind: 'reserve'; id: number; mask: number; tokens: number }
+      | { kind: 'reserve'; id: number; mask: number; tokens: number; fixed: number | null }
       | { kind: 'settle'; id: number; actual: number }
       | { kind: 'capacity'; scope: number; capacity: number }
       | { kind: 'read'; scope: number };
@@ -349,6 +402,7 @@ describeWithRedis('RedisBucketStore batches', probeRedisSync(URL), () => {
           id: fc.nat({ max: 6 }),
           mask: fc.integer({ min: 0, max: 15 }),
           tokens: fc.oneof(fc.constantFrom(0, 1, 100, 1_000), fc.integer({ min: 0, max: 1_500 })),
+          fixed: fc.option(fc.integer({ min: 0, max: 3 })),
         }),
       },
       {
@@ -363,13 +417,13 @@ describeWithRedis('RedisBucketStore batches', probeRedisSync(URL), () => {
         weight: 1,
         arbitrary: fc.record({
           kind: fc.constant('capacity' as const),
-          scope: fc.nat({ max: 3 }),
+          scope: fc.nat({ max: 4 }),
           capacity: fc.integer({ min: 0, max: 3_000 }),
         }),
       },
       {
         weight: 1,
-        arbitrary: fc.record({ kind: fc.constant('read' as const), scope: fc.nat({ max: 3 }) }),
+        arbitrary: fc.record({ kind: fc.constant('read' as const), scope: fc.nat({ max: 4 }) }),
       },
     );
 
@@ -380,6 +434,9 @@ describeWithRedis('RedisBucketStore batches', probeRedisSync(URL), () => {
             reservationId: `p${call.id}`,
             scopes: SCOPES.filter((_, i) => (call.mask & (1 << i)) !== 0),
             tokens: call.tokens,
+            ...(call.fixed === null
+              ? {}
+              : { fixedCharges: [{ scope: COUNTER, amount: call.fixed }] }),
           });
         case 'settle':
           return store.settle(`p${call.id}`, call.actual);

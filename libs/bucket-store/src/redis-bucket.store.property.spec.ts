@@ -6,7 +6,7 @@ import {
   BucketStore,
   GLOBAL_SCOPE_ID,
   ScopeRef,
-  ScopeType,
+  BudgetScopeType,
 } from './bucket-store.interface';
 import { MemoryBucketStore } from './memory-bucket.store';
 import { RedisBucketStore } from './redis-bucket.store';
@@ -33,7 +33,7 @@ const SCOPES: readonly ScopeRef[] = [
 ];
 const scopesOf = (mask: number) => SCOPES.filter((_, i) => (mask & (1 << i)) !== 0);
 
-function defaultsFor(policies: readonly BucketPolicy[]): Record<ScopeType, BucketPolicy> {
+function defaultsFor(policies: readonly BucketPolicy[]): Record<BudgetScopeType, BucketPolicy> {
   const base: BucketPolicy = { capacity: 1, refillPerSec: 0 };
   return { global: policies[0], team: policies[1], rolegroup: base, role: base, user: policies[2] };
 }
@@ -113,7 +113,7 @@ describeWithRedis('RedisBucketStore properties', probeRedisSync(url), () => {
   });
 
   async function withStores<T>(
-    defaults: Record<ScopeType, BucketPolicy>,
+    defaults: Record<BudgetScopeType, BucketPolicy>,
     body: (redis: RedisBucketStore, memory: MemoryBucketStore) => Promise<T>,
   ): Promise<T> {
     const namespace = uniqueNamespace('prop');

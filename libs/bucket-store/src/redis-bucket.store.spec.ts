@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { msUntil } from './bucket-math';
 import { DuplicateReservationError } from './bucket-store.errors';
-import { BucketPolicy, GLOBAL_SCOPE_ID, ScopeRef, ScopeType } from './bucket-store.interface';
+import { BucketPolicy, GLOBAL_SCOPE_ID, ScopeRef, BudgetScopeType } from './bucket-store.interface';
 import { RedisBucketStore } from './redis-bucket.store';
 import { createRedisClient, waitForRedisReady, type RedisClient } from './redis-client';
 import { redisKeys } from './redis-keys';
@@ -20,7 +20,7 @@ import { startSilentRedis } from './testing/silent-redis';
 
 /** Redis-specific behaviour; the shared contract runs in test/redis-*-contract.spec.ts. */
 
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 1_000_000, refillPerSec: 0 },
   team: { capacity: 10_000, refillPerSec: 0 },
   rolegroup: { capacity: 5_000, refillPerSec: 0 },
@@ -90,7 +90,7 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
     options: {
       namespace?: string;
       client?: RedisClient;
-      defaults?: Record<ScopeType, BucketPolicy>;
+      defaults?: Record<BudgetScopeType, BucketPolicy>;
     } = {},
   ) {
     const s = new RedisBucketStore({

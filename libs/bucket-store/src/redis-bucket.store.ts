@@ -7,25 +7,41 @@ import {
   BucketPolicy,
   BucketSnapshot,
   BucketStore,
+  DeletePolicyResult,
+  ListPoliciesQuery,
+  PolicyOverride,
+  PolicyPage,
   PolicyPatch,
+  FixedCharge,
   ReserveRequest,
   ReserveResult,
   SCOPE_TYPES,
   ScopeRef,
   ScopeType,
   SettleResult,
+  StoreDefaults,
 } from './bucket-store.interface';
 import {
+  assertFixedCharges,
+  assertLevel,
   assertPolicy,
   assertPolicyPatch,
   assertReservationId,
   assertScopeRef,
   assertWholeTokens,
+  fixedTwice,
+  resolveDefaults,
 } from './bucket-store.validation';
+import { pageOfMembers, policyListing, scopeOfMember } from './policy-listing';
 import { BatchEntry, Batcher } from './redis-batcher';
 import type { RedisClient } from './redis-client';
 import { DEFAULT_NAMESPACE, RedisKeys, redisKeys, scopeMember } from './redis-keys';
-import { GET_BUCKET_SCRIPT, SET_POLICY_SCRIPT, batchScript } from './redis-scripts';
+import {
+  GET_BUCKET_SCRIPT,
+  LOWER_LEVEL_SCRIPT,
+  SET_POLICY_SCRIPT,
+  batchScript,
+} from './redis-scripts';
 import { BucketStoreUnavailableError } from './store-unavailable.error';
 
 export interface RedisBucketStoreOptions {
@@ -36,8 +52,8 @@ export interface RedisBucketStoreOptions {
    * how several gateway instances enforce one budget. Default `tokenguard`.
    */
   readonly namespace?: string;
-  /** Policy of every scope instance without an override. */
-  readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>;
+  /** Policy of every scope instance without an override (upstream types may be left out). */
+  readonly defaults: StoreDefaults;
   /** How long an unsettled reservation can still be settled. Default 10 minutes. */
   readonly reservationTtlMs?: number;
   /**
@@ -74,6 +90,7 @@ const NOT_APPLIED: SettleResult = Object.freeze({ applied: false, refunded: 0 })
 const COMMANDS = {
   getBucket: { name: 'tokenguardGetBucket', lua: GET_BUCKET_SCRIPT, readOnly: true },
   setPolicy: { name: 'tokenguardSetPolicy', lua: SET_POLICY_SCRIPT, readOnly: false },
+  lowerLevel: { name: 'tokenguardLowerLevel', lua: LOWER_LEVEL_SCRIPT, readOnly: false },
 } as const;
 
 type CommandKey = keyof typeof COMMANDS | 'batch';
@@ -85,13 +102,18 @@ interface ReserveCall {
   readonly kind: 'reserve';
   readonly reservationId: string;
   readonly tokens: number;
-  /** The scopes as given (a scope may be listed twice). */
+  /** The scopes as given (a scope may be listed twice), then the fixed-charge scopes. */
   readonly scopes: readonly ScopeRef[];
-  /** Distinct scopes, in order of first appearance, and their `<type>:<id>`. */
+  /**
+   * Distinct scopes, in order of first appearance, and their `<type>:<id>`; the fixed-charge
+   * scopes are the last `fixed.length`.
+   */
   readonly unique: readonly ScopeRef[];
   readonly members: readonly string[];
   /** For each scope as given, its index in `unique`; null when no scope repeats. */
   readonly positions: readonly number[] | null;
+  /** Amounts of the fixed charges, in order; null when there are none. */
+  readonly fixed: readonly number[] | null;
 }
 
 interface SettleCall {
@@ -200,8 +222,9 @@ export class RedisBucketStore implements BucketStore {
   constructor(options: RedisBucketStoreOptions) {
     const defaults = {} as Record<ScopeType, ResolvedDefault>;
     const policies = {} as Record<ScopeType, BucketPolicy>;
+    const configured = resolveDefaults(options.defaults);
     for (const type of SCOPE_TYPES) {
-      const policy = options.defaults?.[type];
+      const policy = configured[type];
       assertPolicy(policy, `defaults.${type}`);
       const resolved: ResolvedDefault = {
         policy: Object.freeze({ capacity: policy.capacity, refillPerSec: policy.refillPerSec }),
@@ -317,6 +340,90 @@ export class RedisBucketStore implements BucketStore {
     return this.snapshot(scope, reply[0], reply[1]);
   }
 
+  async getOverride(scope: ScopeRef): Promise<PolicyPatch | null> {
+    assertScopeRef(scope);
+    const raw = await this.guard('getOverride', () => this.client.get(this.keys.policy(scope)));
+    return raw === null ? null : overrideFields(raw);
+  }
+
+  /**
+   * SCAN over the namespace's policy keys (plain commands: overrides are few and listing is
+   * rare), then one MGET for the page. SCAN visits every key of the database, so a page costs
+   * time in proportion to the keys stored, spread over calls of 1000 keys each.
+   */
+  async listPolicies(query?: ListPoliciesQuery): Promise<PolicyPage> {
+    const listing = policyListing(query);
+    const start = `${this.keys.prefix}p:`;
+    // One type narrows the match; `role:` rather than `role`, which would match `rolegroup`.
+    const only = listing.types?.size === 1 ? `${[...listing.types][0]}:` : '';
+    const pattern = `${start}${only}*`;
+    const members = await this.guard('listPolicies', async () => {
+      const found = new Set<string>();
+      const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          for (const key of keys) found.add(key.slice(start.length));
+          cursor = next;
+        } while (cursor !== '0');
+      }
+      return found;
+    });
+    const page = pageOfMembers(members, listing);
+    if (page.members.length === 0) return { overrides: [], next: page.next };
+    const values = await this.guard('listPolicies', () =>
+      this.client.mget(page.members.map((member) => start + member)),
+    );
+    const overrides: PolicyOverride[] = [];
+    page.members.forEach((member, i) => {
+      const scope = scopeOfMember(member);
+      const raw = values[i];
+      // Deleted since the SCAN, or a scope type this version does not know: not listed.
+      if (scope === undefined || raw === null) return;
+      overrides.push({
+        scope,
+        override: overrideFields(raw),
+        policy: this.policyOf(scope.type, raw),
+      });
+    });
+    return { overrides, next: page.next };
+  }
+
+  /**
+   * Two steps with the existing scripts: setting the override to the type default brings the
+   * level up to now under the old policy, clamps it and resets the key's TTL for the default
+   * policy; deleting the override then changes nothing the buckets would notice.
+   */
+  async deletePolicy(scope: ScopeRef): Promise<DeletePolicyResult> {
+    assertScopeRef(scope);
+    const policyKey = this.keys.policy(scope);
+    const existing = await this.guard('deletePolicy', () => this.client.exists(policyKey));
+    if (existing === 0) return { deleted: false, bucket: await this.getBucket(scope) };
+    const bucket = await this.setPolicy(scope, this.defaults[scope.type].policy);
+    await this.guard('deletePolicy', () => this.client.del(policyKey));
+    return { deleted: true, bucket };
+  }
+
+  async resetBucket(scope: ScopeRef): Promise<BucketSnapshot> {
+    assertScopeRef(scope);
+    // An absent bucket key reads full.
+    await this.guard('resetBucket', () => this.client.del(this.keys.bucket(scope)));
+    return this.getBucket(scope);
+  }
+
+  async lowerLevel(scope: ScopeRef, tokens: number): Promise<BucketSnapshot> {
+    assertScopeRef(scope);
+    assertLevel(tokens);
+    const d = this.defaults[scope.type];
+    const reply = await this.run(
+      'lowerLevel',
+      [this.keys.bucket(scope), this.keys.policy(scope)],
+      [d.capMilli, d.rate, this.marginArg, String(toMilli(tokens))],
+    );
+    return this.snapshot(scope, reply[0], reply[1]);
+  }
+
   /**
    * Round trip to the Redis node that holds this namespace (on a cluster, the master of its
    * slot; a plain PING could be answered by any node).
@@ -408,20 +515,32 @@ export class RedisBucketStore implements BucketStore {
       const call = entries[i].request;
       keys[i] = this.keys.reservation(call.reservationId);
       if (call.kind === 'reserve') {
+        const { fixed } = call;
         let value = String(call.tokens);
+        // The fixed-charge scopes come last; their parts carry the amount (redis-scripts.ts).
+        const fixedFrom = call.members.length - (fixed === null ? 0 : fixed.length);
         for (let k = 0; k < call.members.length; k++) {
-          value += this.scopeKeys(call.members[k], call.unique[k].type).recordPart;
+          const part = this.scopeKeys(call.members[k], call.unique[k].type).recordPart;
+          value += k < fixedFrom ? part : ` *${fixed![k - fixedFrom]}${part}`;
         }
         values[i] = value;
-        args.push(`r${scopesOf(call)}`, String(call.tokens), value);
+        if (fixed === null) args.push(`r${scopesOf(call)}`, String(call.tokens), value);
+        else args.push(`f${scopesOf(call)}`, String(call.tokens), value, fixed.join(' '));
         continue;
       }
       const open = made[i];
       if (open === undefined) {
         args.push('s', String(call.actualTokens));
       } else {
-        const { tokens } = open.call;
-        args.push(`S${scopesOf(open.call)}`, String(call.actualTokens), String(tokens), open.value);
+        const { tokens, fixed } = open.call;
+        const kind = fixed === null ? 'S' : 'F';
+        args.push(
+          `${kind}${scopesOf(open.call)}`,
+          String(call.actualTokens),
+          String(tokens),
+          open.value,
+        );
+        if (fixed !== null) args.push(fixed.join(' '));
       }
     }
 
@@ -629,6 +748,8 @@ function reserveCall(request: ReserveRequest): ReserveCall {
   assertReservationId(reservationId);
   assertWholeTokens('tokens', tokens);
   scopes.forEach(assertScopeRef);
+  const fixedCharges = assertFixedCharges(request.fixedCharges);
+  if (fixedCharges.length > 0) return withFixedCharges(request, fixedCharges);
 
   // A scope listed twice is charged once.
   const unique: ScopeRef[] = [];
@@ -648,7 +769,39 @@ function reserveCall(request: ReserveRequest): ReserveCall {
     if (positions === null && position !== i) positions = Array.from({ length: i }, (_, k) => k);
     positions?.push(position);
   }
-  return { kind: 'reserve', reservationId, tokens, scopes, unique, members, positions };
+  return {
+    kind: 'reserve',
+    reservationId,
+    tokens,
+    scopes,
+    unique,
+    members,
+    positions,
+    fixed: null,
+  };
+}
+
+/**
+ * reserveCall for a request with fixed charges (rare, so kept off the common path): the
+ * fixed-charge scopes follow the distinct token-charged ones and may not repeat any scope.
+ */
+function withFixedCharges(request: ReserveRequest, charges: readonly FixedCharge[]): ReserveCall {
+  const base = reserveCall({ ...request, fixedCharges: undefined });
+  const members = [...base.members];
+  const unique = [...base.unique];
+  for (const { scope } of charges) {
+    const member = scopeMember(scope);
+    if (members.includes(member)) throw fixedTwice(scope);
+    members.push(member);
+    unique.push(scope);
+  }
+  const scopes = [...base.scopes, ...charges.map((c) => c.scope)];
+  const positions =
+    base.positions === null
+      ? null
+      : [...base.positions, ...charges.map((_, k) => base.unique.length + k)];
+  const fixed = charges.map((c) => c.amount);
+  return { ...base, scopes, unique, members, positions, fixed };
 }
 
 /** Each scope type's 1-based place in SCOPE_TYPES, as one digit: the batch script's numbering. */
@@ -702,6 +855,15 @@ function parseOverride(raw: string): PolicyPatch {
   const capacity = typeof o.c === 'string' ? Number(o.c) : undefined;
   const refillPerSec = typeof o.r === 'string' ? Number(o.r) : undefined;
   return Object.freeze({ capacity, refillPerSec });
+}
+
+/** The fields an override sets, without the unset ones. */
+function overrideFields(raw: string): PolicyPatch {
+  const { capacity, refillPerSec } = parseOverride(raw);
+  return {
+    ...(capacity === undefined ? {} : { capacity }),
+    ...(refillPerSec === undefined ? {} : { refillPerSec }),
+  };
 }
 
 function copyScope(scope: ScopeRef): ScopeRef {

@@ -14,9 +14,13 @@ import { ScopeRef } from './bucket-store.interface';
  *                             cm = capacity (milli-tokens), r = refill (tokens/s); only those an
  *                             operator set. No TTL.
  *   tg:{<ns>}:r:<reservation> open reservation, "<tokens>" then per scope " <bytes> <type>:<id>"
- *                             (e.g. "100 13 global:global 10 user:alice"), with the reservation
- *                             TTL. (Earlier versions wrote JSON [tokens, "<type>:<id>", ...];
- *                             still read.)
+ *                             (e.g. "100 13 global:global 10 user:alice"), a fixed-charge scope
+ *                             as " *<amount> <bytes> <type>:<id>", with the reservation TTL.
+ *                             (Earlier versions wrote JSON [tokens, "<type>:<id>", ...]; still
+ *                             read.)
+ *   tg:{<ns>}:s:<name>        shared records of the gateway instances (a hash: the limits the
+ *                             upstream sync learned, per model), see RedisSharedState.
+ *   tg:{<ns>}:l:<name>        a lease (SET NX PX): which instance runs a periodic job.
  *
  * Strings rather than hashes so that a script reads the keys of a whole batch with MGET and
  * writes a bucket and its TTL with one PSETEX (see redis-scripts.ts for the measurements).
@@ -55,6 +59,10 @@ export interface RedisKeys {
   bucket(scope: ScopeRef): string;
   policy(scope: ScopeRef): string;
   reservation(reservationId: string): string;
+  /** A hash of shared records (see RedisSharedState). */
+  shared(name: string): string;
+  /** A lease (see RedisSharedState). */
+  lease(name: string): string;
   /** SCAN MATCH pattern of every key of the namespace. */
   readonly matchAll: string;
 }
@@ -66,6 +74,8 @@ export function redisKeys(namespace: string): RedisKeys {
     bucket: (scope) => `${prefix}b:${scopeMember(scope)}`,
     policy: (scope) => `${prefix}p:${scopeMember(scope)}`,
     reservation: (id) => `${prefix}r:${id}`,
+    shared: (name) => `${prefix}s:${name}`,
+    lease: (name) => `${prefix}l:${name}`,
     // Glob characters (`*?[]\`) cannot occur in a namespace, so the prefix matches literally.
     matchAll: `${prefix}*`,
   };

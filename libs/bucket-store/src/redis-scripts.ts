@@ -1,5 +1,6 @@
 import { CREDIT_EPSILON, MIN_LEVEL_MILLI, toMilli } from './bucket-math';
-import { BucketPolicy, SCOPE_TYPES, ScopeType } from './bucket-store.interface';
+import { SCOPE_TYPES, StoreDefaults } from './bucket-store.interface';
+import { resolveDefaults } from './bucket-store.validation';
 
 /** A Lua number literal that reads back as exactly `value`. */
 function luaNumber(value: number): string {
@@ -55,8 +56,9 @@ function luaString(text: string): string {
  *   only those an operator set (strings, because cjson would print numbers with 14 digits).
  *   Decoded only where an override exists, once per batch and scope;
  * - reservation: "<tokens>" then, per scope, " <bytes> <type>:<id>" (the length makes any id
- *   safe, spaces included), built by the store. The JSON array [tokens, "<type>:<id>", ...]
- *   written by earlier versions is still read.
+ *   safe, spaces included), built by the store; a scope with a fixed charge (see below) is
+ *   " *<amount> <bytes> <type>:<id>" instead. The JSON array [tokens, "<type>:<id>", ...]
+ *   written by earlier versions is still read, and so is a record without fixed charges.
  *
  * Conventions:
  * - Levels are integer milli-tokens; rates are milli-tokens per millisecond (= tokens/s).
@@ -156,6 +158,12 @@ end
 `;
 
 /**
+ * Fixed charges (ReserveRequest.fixedCharges) come last among a request's scopes: the request
+ * kinds 'f' and 'F' are 'r' and 'S' plus one more argument, the amounts of the last m scopes
+ * separated by spaces. A scope with a fixed charge takes that amount instead of the tokens, and
+ * gets it back only from a settle with 0 actual tokens. Requests without fixed charges use the
+ * kinds without them, so their cost is unchanged.
+ *
  * The batch script of a store: reserves and settles, processed in order, each on its own:
  * all-or-nothing per reserve, and an error in one request (a value that does not parse) fails
  * that request only, before it changes anything. The batch happens at one instant of the
@@ -171,8 +179,10 @@ end
  *        1-based place in SCOPE_TYPES), then their L bucket keys, then their L policy keys,
  *        then per request, in the order of KEYS:
  *          reserve: 'r' + its scopes, tokens, the reservation value to store;
+ *                   or 'f' + its scopes, tokens, value, fixed amounts;
  *          settle:  's', actual tokens; or, when the store made the reservation and knows it:
- *                   'S' + its scopes, actual tokens, its tokens, its value].
+ *                   'S' + its scopes, actual tokens, its tokens, its value;
+ *                   or 'F' + its scopes, actual tokens, its tokens, its value, fixed amounts].
  * A request's scopes are positions (1-based) in the list, w characters per scope, each
  * character a base-64 digit written as the byte 48 + digit ("0" to "o").
  * Reply, flat: first the number of listed scopes with an override, then for each its position
@@ -188,8 +198,9 @@ export function batchScript(
   prefix: string,
   reservationTtlMs: number,
   idleTtlMarginMs: number,
-  defaults: Readonly<Record<ScopeType, BucketPolicy>>,
+  configured: StoreDefaults,
 ): string {
+  const defaults = resolveDefaults(configured);
   const typeDefaults = SCOPE_TYPES.map(
     (type, i) =>
       `type_of['${type}'], type_cap[${i + 1}], type_rate[${i + 1}] = ${i + 1}, ` +
@@ -197,7 +208,7 @@ export function batchScript(
   ).join('\n');
   return `${PRELUDE}
 local CHUNK = ${KEYS_PER_CALL}
-local R, S, SX = 114, 115, 83
+local R, S, SX, RF, SF = 114, 115, 83, 102, 70
 local argv, keys_in = ARGV, KEYS
 local call = redis.call
 local byte, find, sub = string.byte, string.find, string.sub
@@ -263,8 +274,10 @@ for i = 1, nreq do
     pos = pos + 3
   elseif kind == S then
     pos = pos + 2
-  elseif kind == SX then
+  elseif kind == SX or kind == RF then
     pos = pos + 4
+  elseif kind == SF then
+    pos = pos + 5
   else
     return redis.error_reply('unknown request ' .. tostring(argv[pos]))
   end
@@ -284,6 +297,26 @@ local function scopes_of(i, into)
     end
   end
   return n
+end
+
+-- The fixed amounts of request i ('f' or 'F') into the array given; how many (0 for others).
+-- They belong to the last ones of its scopes.
+local function fixed_of(i, into)
+  local kind = kinds[i]
+  local spec
+  if kind == RF then
+    spec = argv[starts[i] + 3]
+  elseif kind == SF then
+    spec = argv[starts[i] + 4]
+  else
+    return 0
+  end
+  local m = 0
+  for v in string.gmatch(spec, '%S+') do
+    m = m + 1
+    into[m] = tonumber(v)
+  end
+  return m
 end
 
 -- A scope by "<type>:<id>", met in a stored reservation that had to be parsed.
@@ -311,25 +344,33 @@ local function number_at(s, p)
   return v, q
 end
 
--- A stored reservation as { tokens, scope indexes }: "<tokens>" then, per scope,
--- " <length> <type>:<id>"; or, as written by earlier versions, JSON [tokens, "<type>:<id>", ...].
+-- A stored reservation as { tokens, scope indexes, fixed amounts by scope index or false }:
+-- "<tokens>" then, per scope, " <length> <type>:<id>" or, with a fixed charge,
+-- " *<amount> <length> <type>:<id>"; or, as written by earlier versions, JSON
+-- [tokens, "<type>:<id>", ...].
 local function parse_record(raw)
-  local js = {}
+  local js, fx = {}, false
   if byte(raw, 1) == 91 then
     local o = cjson.decode(raw)
     for k = 2, #o do js[k - 1] = track(o[k]) end
-    return { tonumber(o[1]), js }
+    return { tonumber(o[1]), js, false }
   end
   local tokens, p = number_at(raw, 1)
   local n, len = 0, #raw
   while p < len do
+    local amount = false
+    if byte(raw, p + 1) == 42 then amount, p = number_at(raw, p + 2) end
     local size
     size, p = number_at(raw, p + 1)
     n = n + 1
     js[n] = track(sub(raw, p + 1, p + size))
+    if amount then
+      fx = fx or {}
+      fx[n] = amount
+    end
     p = p + size + 1
   end
-  return { tokens, js }
+  return { tokens, js, fx }
 end
 
 -- Reservations by key: a parsed stored one { tokens, scope indexes }; the index of the request
@@ -343,7 +384,7 @@ for i = 1, nreq do
     local raw = got[i]
     if not raw then
       records[key] = false
-    elseif kinds[i] == SX and raw == argv[starts[i] + 3] then
+    elseif (kinds[i] == SX or kinds[i] == SF) and raw == argv[starts[i] + 3] then
       records[key] = i
     else
       local ok, record = pcall(parse_record, raw)
@@ -400,8 +441,9 @@ for j = 1, count do
 end
 out[1] = (o - 1) / 2
 
--- Reservation keys to delete (settled), and scratch arrays of the request being processed.
-local dels, lv, js = {}, {}, {}
+-- Reservation keys to delete (settled), and scratch arrays of the request being processed:
+-- new levels, scope indexes, fixed amounts, and (settle) each scope's fixed amount or false.
+local dels, lv, js, fxs, fk = {}, {}, {}, {}, {}
 
 local function reserve(i)
   local key = keys_in[i]
@@ -410,14 +452,18 @@ local function reserve(i)
     out[o] = -1
     return
   end
-  local need = tonumber(argv[starts[i] + 1]) * 1000
+  local tokens_need = tonumber(argv[starts[i] + 1]) * 1000
   local n = scopes_of(i, js)
+  -- Scopes from first_fixed on take their fixed amount (fxs) instead of the tokens.
+  local first_fixed = n - fixed_of(i, fxs) + 1
 
   -- bucket-math decideReserve: too_large first, else the failing scope with the longest
   -- wait (huge = never; the first of equal waits wins).
   local status, index, wait, worst = 1, 0, false, -1
   for k = 1, n do
     local j = js[k]
+    local need = tokens_need
+    if k >= first_fixed then need = fxs[k - first_fixed + 1] * 1000 end
     if need > cap[j] then
       if status ~= 2 then status, index = 2, k end
     elseif status ~= 2 then
@@ -440,6 +486,8 @@ local function reserve(i)
   if status == 1 then
     for k = 1, n do
       local j = js[k]
+      local need = tokens_need
+      if k >= first_fixed then need = fxs[k - first_fixed + 1] * 1000 end
       local l = level[j] - need
       level[j], dirty[j] = l, true
       out[o + k] = l
@@ -461,32 +509,55 @@ local function settle(i)
   end
   local tokens, n
   local scopes = js
+  -- fixed: fk[k] is scope k's fixed amount, or false.
+  local fixed = false
   local kind = type(record)
   if kind == 'number' then
     -- Described by request r: a reserve that made it, or a settle whose expectation matched.
-    tokens = tonumber(argv[starts[record] + (kinds[record] == R and 1 or 2)])
+    local by = kinds[record]
+    tokens = tonumber(argv[starts[record] + ((by == R or by == RF) and 1 or 2)])
     n = scopes_of(record, js)
+    local m = fixed_of(record, fxs)
+    if m > 0 then
+      fixed = true
+      for k = 1, n do
+        if k > n - m then fk[k] = fxs[k - n + m] else fk[k] = false end
+      end
+    end
   elseif kind == 'table' then
     tokens, scopes = record[1], record[2]
     n = #scopes
+    local fx = record[3]
+    if fx then
+      fixed = true
+      for k = 1, n do fk[k] = fx[k] or false end
+    end
   else
     error(record, 0)
   end
-  local refunded = tokens - tonumber(argv[starts[i] + 1])
+  local actual = tonumber(argv[starts[i] + 1])
+  local refunded = tokens - actual
   local delta = refunded * 1000
-  if delta ~= 0 then
+  if delta ~= 0 or fixed then
+    -- Every new level first: a scope whose state does not parse fails the request here,
+    -- before anything changed.
     for k = 1, n do
       local j = scopes[k]
-      local c, l = cap[j], level[j] + delta
+      local d = delta
+      -- A fixed charge (a request counted) comes back only with a full refund.
+      if fixed and fk[k] then d = actual == 0 and fk[k] * 1000 or 0 end
+      local c, l = cap[j], level[j] + d
       if l > c then l = c elseif l < MIN_LEVEL then l = MIN_LEVEL end
-      lv[k] = l
+      if d == 0 then lv[k] = false else lv[k] = l end
     end
     for k = 1, n do
       local j = scopes[k]
       local l = lv[k]
-      -- Full reads the same as no state: a later charge counts from now.
-      if l >= cap[j] then at[j] = now end
-      level[j], dirty[j] = l, true
+      if l then
+        -- Full reads the same as no state: a later charge counts from now.
+        if l >= cap[j] then at[j] = now end
+        level[j], dirty[j] = l, true
+      end
     end
   end
   records[key] = false
@@ -502,7 +573,8 @@ local current = 0
 local function run(from)
   for i = from, nreq do
     current = i
-    if kinds[i] == R then reserve(i) else settle(i) end
+    local kind = kinds[i]
+    if kind == R or kind == RF then reserve(i) else settle(i) end
   end
 end
 local next_request = 1
@@ -550,7 +622,7 @@ for s = 1, #plain, 2 * CHUNK do
 end
 -- Reservations made here, after the deletions (an id settled and reserved again in one batch).
 for i = 1, nreq do
-  if kinds[i] == R and records[keys_in[i]] == i then
+  if (kinds[i] == R or kinds[i] == RF) and records[keys_in[i]] == i then
     call('PSETEX', keys_in[i], record_ttl, argv[starts[i] + 2])
   end
 end
@@ -597,4 +669,25 @@ cap, rate = policy(raw, def_cap, def_rate)
 if level > cap then level = cap end
 save(KEYS[1], level, at, cap, rate, now, tonumber(ARGV[3]))
 return { level, raw }
+`;
+
+/**
+ * KEYS: [bucket, policy]. ARGV: [default capacity (milli), default rate, TTL margin ms,
+ * target level (milli)]. Brings the level up to now, then lowers it to the target (floored at
+ * the debt limit) when it is higher; a lower level is left alone. Reply: as GET_BUCKET_SCRIPT,
+ * after the change.
+ */
+export const LOWER_LEVEL_SCRIPT = `${PRELUDE}
+local got = redis.call('MGET', KEYS[1], KEYS[2])
+local now = now_us()
+local cap, rate = policy(got[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local l, t = parse(got[1])
+local level, at = refill(l, t, cap, rate, now)
+local target = tonumber(ARGV[4])
+if target < MIN_LEVEL then target = MIN_LEVEL end
+if target < level then
+  level = target
+  save(KEYS[1], level, at, cap, rate, now, tonumber(ARGV[3]))
+end
+return { level, got[2] }
 `;

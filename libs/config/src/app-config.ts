@@ -1,3 +1,5 @@
+import type { PolicyFileConfig } from './policy-file';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type NodeEnv = 'development' | 'production' | 'test';
 
@@ -64,6 +66,35 @@ export interface HealthConfig {
   readonly upstreamProbeCacheMs: number;
 }
 
+/**
+ * `headers`: identity comes from trusted x-user-id / x-team-id / x-role / x-llm-rolegroup
+ * headers (behind an authenticating proxy). `keys`: from the client's API key.
+ */
+export type AuthMode = 'headers' | 'keys';
+
+export type LimiterMode = 'enforce' | 'shadow';
+
+export interface SecurityConfig {
+  readonly authMode: AuthMode;
+  /** Origins allowed by CORS; empty: CORS off (no CORS headers at all); `['*']`: any origin. */
+  readonly corsOrigins: readonly string[];
+  /** Largest request line plus headers, in bytes (Node's maxHeaderSize); 431 above. */
+  readonly maxHeaderBytes: number;
+}
+
+/** Upstream limit sync (libs/sync): the provider's own per-model limits. */
+export interface SyncConfig {
+  /** Learned per-model limits join every request's reservation (429 upstream_rate_limit). */
+  readonly enforceUpstreamLimits: boolean;
+  /** Run the periodic sync job (one instance per interval when sharing Redis). */
+  readonly backgroundSync: boolean;
+  readonly intervalMs: number;
+  /** Model for one minimal paid request when it saw no traffic in an interval; unset: never. */
+  readonly probeModel: string | undefined;
+  /** Learned limits not seen again for this long are dropped (no longer enforced). */
+  readonly staleAfterMs: number;
+}
+
 export interface LimitsConfig {
   /** Default budget per scope type; per-id overrides live in the store. */
   readonly defaults: Readonly<Record<BudgetScopeType, BudgetPolicy>>;
@@ -93,4 +124,10 @@ export abstract class AppConfig {
   abstract readonly upstream: UpstreamConfig;
   abstract readonly limits: LimitsConfig;
   abstract readonly metrics: MetricsConfig;
+  abstract readonly sync: SyncConfig;
+  /** `shadow`: every budget decision is made and reported, none refuses a request. */
+  abstract readonly limiterMode: LimiterMode;
+  abstract readonly security: SecurityConfig;
+  /** POLICY_FILE, validated; unset without one. */
+  abstract readonly policyFile: PolicyFileConfig | undefined;
 }

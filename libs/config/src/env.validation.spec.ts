@@ -126,6 +126,41 @@ describe('loadAppConfig', () => {
     }
   });
 
+  it('reads the upstream limit sync settings', () => {
+    expect(loadAppConfig({}).sync).toEqual({
+      enforceUpstreamLimits: true,
+      backgroundSync: true,
+      intervalMs: 300_000,
+      probeModel: undefined,
+      staleAfterMs: 900_000,
+    });
+    expect(
+      loadAppConfig({
+        ENFORCE_UPSTREAM_LIMITS: 'false',
+        ENABLE_BACKGROUND_SYNC: 'off',
+        SYNC_INTERVAL_SECONDS: '60',
+        SYNC_PROBE_MODEL: ' ft:gpt-4o-mini:org::x ',
+      }).sync,
+    ).toEqual({
+      enforceUpstreamLimits: false,
+      backgroundSync: false,
+      intervalMs: 60_000,
+      probeModel: 'ft:gpt-4o-mini:org::x',
+      // Three intervals unless set.
+      staleAfterMs: 180_000,
+    });
+    expect(loadAppConfig({ SYNC_STALE_AFTER_SECONDS: '45' }).sync.staleAfterMs).toBe(45_000);
+    for (const [name, value] of [
+      ['ENFORCE_UPSTREAM_LIMITS', 'maybe'],
+      ['SYNC_INTERVAL_SECONDS', '0'],
+      ['SYNC_INTERVAL_SECONDS', '1.5'],
+      ['SYNC_PROBE_MODEL', 'gpt 4o'],
+      ['SYNC_STALE_AFTER_SECONDS', '-1'],
+    ]) {
+      expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^\\s+- ${name}:`, 'm'));
+    }
+  });
+
   it('returns a frozen object', () => {
     const config = loadAppConfig({});
     expect(Object.isFrozen(config)).toBe(true);

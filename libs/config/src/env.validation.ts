@@ -14,7 +14,16 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
-import type { AppConfig, BudgetScopeType, LogLevel, NodeEnv, StoreFailureMode } from './app-config';
+import type {
+  AppConfig,
+  AuthMode,
+  BudgetScopeType,
+  LimiterMode,
+  LogLevel,
+  NodeEnv,
+  StoreFailureMode,
+} from './app-config';
+import { type ParsedPolicyFile, readPolicyFile } from './policy-file';
 
 /** Milli-token levels must stay exact in a double (and in Lua). */
 const MAX_CAPACITY = 1e12;
@@ -29,6 +38,10 @@ const LOG_LEVELS: readonly LogLevel[] = [
 ];
 const NODE_ENVS: readonly NodeEnv[] = ['development', 'production', 'test'];
 const STORE_FAILURE_MODES: readonly StoreFailureMode[] = ['closed', 'open', 'local'];
+const AUTH_MODES: readonly AuthMode[] = ['headers', 'keys'];
+const LIMITER_MODES: readonly LimiterMode[] = ['enforce', 'shadow'];
+const ORIGIN = 'https?://[^\\s,/]+';
+const CORS_ORIGIN_LIST = new RegExp(`^(\\*|${ORIGIN}(\\s*,\\s*${ORIGIN})*)$`);
 const SCOPE_TYPE_PATTERN = '(global|team|rolegroup|role|user)';
 const SCOPE_TYPE_LIST = new RegExp(`^${SCOPE_TYPE_PATTERN}(\\s*,\\s*${SCOPE_TYPE_PATTERN})*$`);
 
@@ -163,6 +176,35 @@ class EnvironmentVariables {
   })
   METRICS_BUCKET_SCOPES?: string;
   @IntInRange(0, 10_000) METRICS_MAX_BUCKET_SERIES?: number;
+
+  @Transform(toBoolean) @IsOptional() @IsBoolean() ENFORCE_UPSTREAM_LIMITS?: boolean;
+  @Transform(toBoolean) @IsOptional() @IsBoolean() ENABLE_BACKGROUND_SYNC?: boolean;
+  @IntInRange(1, 24 * 3600) SYNC_INTERVAL_SECONDS?: number;
+  /** A model name as clients send it (printable ASCII, no spaces). */
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @Matches(/^[\x21-\x7e]{1,256}$/, { message: 'must be a model name without spaces' })
+  SYNC_PROBE_MODEL?: string;
+  @IntInRange(1, 7 * 24 * 3600) SYNC_STALE_AFTER_SECONDS?: number;
+
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsIn(AUTH_MODES, { message: `must be one of ${AUTH_MODES.join(', ')}` })
+  AUTH_MODE?: AuthMode;
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @IsIn(LIMITER_MODES, { message: `must be one of ${LIMITER_MODES.join(', ')}` })
+  LIMITER_MODE?: LimiterMode;
+  /** Path of a YAML or JSON file of budgets, read and validated at boot. */
+  @Transform(toTrimmedString) @IsOptional() @IsString() POLICY_FILE?: string;
+  /** `*` or comma-separated origins; split after validation. */
+  @Transform(toTrimmedString)
+  @IsOptional()
+  @Matches(CORS_ORIGIN_LIST, {
+    message: 'must be * or a comma-separated list of origins like https://app.example.com',
+  })
+  CORS_ORIGINS?: string;
+  @IntInRange(1024, 1024 * 1024) MAX_HEADER_SIZE?: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -198,6 +240,13 @@ export const CONFIG_DEFAULTS = {
   ENABLE_METRICS: true,
   METRICS_BUCKET_SCOPES: 'global,team',
   METRICS_MAX_BUCKET_SERIES: 100,
+  ENFORCE_UPSTREAM_LIMITS: true,
+  ENABLE_BACKGROUND_SYNC: true,
+  SYNC_INTERVAL_SECONDS: 300,
+  AUTH_MODE: 'headers',
+  LIMITER_MODE: 'enforce',
+  // Node's own default: 16 KiB for the request line and every header together.
+  MAX_HEADER_SIZE: 16 * 1024,
 } as const;
 
 export class ConfigValidationError extends Error {
@@ -234,6 +283,9 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
       'ADMIN_TOKEN: is required when NODE_ENV=production (the admin API would be open)',
     );
   }
+  // A bad policy file stops the boot like a bad variable, naming its line and field.
+  const policyFile = env.POLICY_FILE === undefined ? undefined : readPolicyFile(env.POLICY_FILE);
+  problems.push(...(policyFile?.problems ?? []));
   if (problems.length > 0) throw new ConfigValidationError(problems);
 
   const d = CONFIG_DEFAULTS;
@@ -298,8 +350,57 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
       ],
       maxBucketSeries: env.METRICS_MAX_BUCKET_SERIES ?? d.METRICS_MAX_BUCKET_SERIES,
     },
+    sync: syncConfig(env),
+    limiterMode: env.LIMITER_MODE ?? d.LIMITER_MODE,
+    security: {
+      authMode: env.AUTH_MODE ?? d.AUTH_MODE,
+      corsOrigins: (env.CORS_ORIGINS ?? '')
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter((origin) => origin !== ''),
+      maxHeaderBytes: env.MAX_HEADER_SIZE ?? d.MAX_HEADER_SIZE,
+    },
+    policyFile: undefined,
   };
-  return deepFreeze(config);
+  return deepFreeze(withPolicyFile(config, env.POLICY_FILE, policyFile?.file));
+}
+
+/**
+ * The file's defaults win over CAP_* / RATE_* for the fields it sets; a budget's missing field
+ * is the type default, so that applying the file sets exactly what it says.
+ */
+function withPolicyFile(
+  config: AppConfig,
+  path: string | undefined,
+  file: ParsedPolicyFile | undefined,
+): AppConfig {
+  if (path === undefined || file === undefined) return config;
+  const defaults = { ...config.limits.defaults };
+  for (const type of Object.keys(defaults) as BudgetScopeType[]) {
+    defaults[type] = { ...defaults[type], ...file.defaults[type] };
+  }
+  const budgets = file.budgets.map(({ scope, id, capacity, refillPerSec }) => ({
+    scope,
+    id,
+    policy: {
+      capacity: capacity ?? defaults[scope].capacity,
+      refillPerSec: refillPerSec ?? defaults[scope].refillPerSec,
+    },
+  }));
+  return { ...config, limits: { ...config.limits, defaults }, policyFile: { path, budgets } };
+}
+
+function syncConfig(env: EnvironmentVariables): AppConfig['sync'] {
+  const d = CONFIG_DEFAULTS;
+  const intervalSeconds = env.SYNC_INTERVAL_SECONDS ?? d.SYNC_INTERVAL_SECONDS;
+  return {
+    enforceUpstreamLimits: env.ENFORCE_UPSTREAM_LIMITS ?? d.ENFORCE_UPSTREAM_LIMITS,
+    backgroundSync: env.ENABLE_BACKGROUND_SYNC ?? d.ENABLE_BACKGROUND_SYNC,
+    intervalMs: intervalSeconds * 1000,
+    probeModel: env.SYNC_PROBE_MODEL,
+    // Three missed intervals by default: one late or skipped run does not drop what was learned.
+    staleAfterMs: (env.SYNC_STALE_AFTER_SECONDS ?? 3 * intervalSeconds) * 1000,
+  };
 }
 
 function redisConfig(env: EnvironmentVariables): AppConfig['store']['redis'] {

@@ -1,4 +1,5 @@
 export * from './charge-profile';
+export * from './identity-resolver';
 export * from './limiter.guard';
 export * from './limiter.module';
 export * from './rate-limit-context';
@@ -6,4 +7,6 @@ export * from './rate-limit-headers';
 export * from './scope-resolver';
 export * from './settlement.interceptor';
 export * from './settlement.service';
+export * from './shadow-mode';
 export * from './store-errors';
+export * from './upstream-limits';

@@ -5,6 +5,7 @@ import {
   HttpStatus,
   Inject,
   Injectable,
+  Optional,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { plainToInstance } from 'class-transformer';
@@ -12,6 +13,7 @@ import { validateSync } from 'class-validator';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   BUCKET_STORE,
+  type BucketSnapshot,
   type BucketStore,
   BucketStoreUnavailableError,
   type ReserveRejected,
@@ -29,12 +31,25 @@ import {
 } from '@tokenguard/common';
 import { AppConfig } from '@tokenguard/config';
 import { TokenEstimatorService } from '@tokenguard/estimator';
-import { GatewayMetrics, modelLabel } from '@tokenguard/metrics';
+import {
+  GatewayMetrics,
+  modelLabel,
+  type RejectionReason,
+  type RejectionScope,
+} from '@tokenguard/metrics';
 import { CHARGE_PROFILE, type ChargeProfile } from './charge-profile';
 import { attachRateLimitContext, RateLimitContext } from './rate-limit-context';
 import { rateLimitHeaders, tightestBucket } from './rate-limit-headers';
-import { resolveScopes } from './scope-resolver';
+import { IdentityResolver } from './identity-resolver';
+import { SHADOW_HEADER, WOULD_ADMIT, wouldReject } from './shadow-mode';
 import { SettlementService } from './settlement.service';
+import {
+  rejectionLabel,
+  UPSTREAM_LIMIT_SOURCE,
+  type UpstreamLimitSource,
+  upstreamRejection,
+  withUpstreamCharges,
+} from './upstream-limits';
 
 export const DEGRADED_HEADER = 'x-tokenguard-degraded';
 
@@ -55,6 +70,10 @@ export class LimiterGuard implements CanActivate {
     private readonly settlement: SettlementService,
     @Inject(BUCKET_STORE) private readonly store: BucketStore,
     private readonly metrics: GatewayMetrics,
+    private readonly identity: IdentityResolver,
+    @Optional()
+    @Inject(UPSTREAM_LIMIT_SOURCE)
+    private readonly upstreamLimits?: UpstreamLimitSource,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -73,8 +92,9 @@ export class LimiterGuard implements CanActivate {
     let body: object;
     let scopes: ScopeRef[];
     try {
+      // Identity first: a request without valid credentials learns nothing about its body.
+      scopes = await this.identity.resolve(request);
       body = this.validateBody(profile, request.body);
-      scopes = resolveScopes(request.headers, this.config.limits.enforceGlobalScope);
     } catch (error) {
       telemetry.outcome = 'invalid';
       throw error;
@@ -88,16 +108,37 @@ export class LimiterGuard implements CanActivate {
     this.metrics.estimated(telemetry, estimate.totalTokens, estimate.exact, estimatorMs);
 
     const reservationId = randomUUID();
-    const result = await this.reserve(telemetry, {
-      reservationId,
-      scopes,
-      tokens: estimate.totalTokens,
-    });
+    // The model's learned provider limits, when there are any, join the same reservation.
+    const upstream = this.upstreamLimits?.chargesFor(estimate.model);
+    const result = await this.reserve(
+      telemetry,
+      withUpstreamCharges({ reservationId, scopes, tokens: estimate.totalTokens }, upstream),
+    );
+    const shadow = this.config.limiterMode === 'shadow';
+    if (result === undefined || (!result.admitted && shadow)) {
+      // Shadow mode: report what enforcement would refuse, then let the request through.
+      const label = result === undefined ? STORE_UNAVAILABLE : rejectionLabel(result);
+      const shadowed = new RateLimitContext(
+        profile.name,
+        reservationId,
+        estimate,
+        scopes,
+        [],
+        undefined,
+        telemetry,
+      );
+      shadowed.shadowRejected = true;
+      this.letThrough(request, reply, shadowed, label, result && failingBucket(result));
+      return true;
+    }
     if (!result.admitted) {
+      const label = rejectionLabel(result);
       telemetry.outcome = 'rejected';
-      telemetry.rejection = { reason: result.reason, scopeType: result.scope.type };
-      this.metrics.rejected(result.scope.type, result.reason);
-      throw rejection(result, estimate.totalTokens);
+      telemetry.rejection = label;
+      this.metrics.rejected(label.scopeType, label.reason);
+      throw (
+        upstreamRejection(result, estimate.totalTokens) ?? rejection(result, estimate.totalTokens)
+      );
     }
     telemetry.outcome = result.degraded ? DEGRADED_OUTCOMES[result.degraded] : 'admitted';
     this.metrics.admitted(telemetry, estimate.totalTokens, result.degraded);
@@ -114,6 +155,7 @@ export class LimiterGuard implements CanActivate {
     attachRateLimitContext(request, rateLimit);
     // Nobody should mistake uncounted or per-instance traffic for normally limited traffic.
     if (result.degraded) void reply.header(DEGRADED_HEADER, `store; mode=${result.degraded}`);
+    if (shadow) void reply.header(SHADOW_HEADER, WOULD_ADMIT);
     const tightest = tightestBucket(result.buckets);
     if (tightest) void reply.headers(rateLimitHeaders(tightest));
     // Streams settle here, when the response closes (completed or client gone); for every
@@ -122,14 +164,41 @@ export class LimiterGuard implements CanActivate {
     return true;
   }
 
-  /** The store's reserve; an outage under STORE_FAILURE_MODE=closed counts as a refusal. */
+  /**
+   * Shadow mode's admission past a refusal: recorded like one (telemetry, metrics, a header),
+   * then admitted with nothing reserved, as the request would not have run under enforcement.
+   */
+  private letThrough(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    rateLimit: RateLimitContext,
+    label: { readonly scopeType: RejectionScope; readonly reason: RejectionReason },
+    bucket: BucketSnapshot | undefined,
+  ): void {
+    const telemetry = rateLimit.telemetry;
+    telemetry.outcome = 'shadow_rejected';
+    telemetry.rejection = label;
+    this.metrics.shadowRejected(label.scopeType, label.reason);
+    attachRateLimitContext(request, rateLimit);
+    void reply.header(SHADOW_HEADER, wouldReject(label));
+    if (bucket) void reply.headers(rateLimitHeaders(bucket));
+    reply.raw.once('close', () => void this.settlement.settle(rateLimit));
+  }
+
+  /**
+   * The store's reserve; an outage under STORE_FAILURE_MODE=closed counts as a refusal, and in
+   * shadow mode answers undefined (let through, like any refusal).
+   */
   private async reserve(
     telemetry: RequestTelemetry,
     request: ReserveRequest,
-  ): Promise<ReserveResult> {
+  ): Promise<ReserveResult | undefined> {
     try {
       return await this.store.reserve(request);
     } catch (error) {
+      if (error instanceof BucketStoreUnavailableError && this.config.limiterMode === 'shadow') {
+        return undefined;
+      }
       if (error instanceof BucketStoreUnavailableError) {
         telemetry.outcome = 'rejected';
         telemetry.rejection = STORE_UNAVAILABLE;
@@ -172,6 +241,14 @@ function scopeTypesOf(scopes: readonly ScopeRef[]): readonly string[] {
     scopeTypeLists.set(mask, types);
   }
   return types;
+}
+
+/** The bucket of the scope that refused. */
+function failingBucket(result: ReserveResult): BucketSnapshot | undefined {
+  if (result.admitted) return undefined;
+  return result.buckets.find(
+    (b) => b.scope.type === result.scope.type && b.scope.id === result.scope.id,
+  );
 }
 
 function rejection(result: ReserveRejected, requested: number): OpenAIException {

@@ -35,6 +35,11 @@ export class RateLimitContext {
   streamOutcome: (() => SettlementOutcome) | undefined;
   /** Set by the first settlement; every later attempt awaits the same promise. */
   settlement: Promise<SettleResult> | undefined;
+  /**
+   * LIMITER_MODE=shadow: a budget refused the request and it went through anyway, with nothing
+   * reserved (as it would not have run under enforcement, it must not spend the buckets).
+   */
+  shadowRejected = false;
 
   constructor(
     readonly route: string,
@@ -66,6 +71,11 @@ export class RateLimitContext {
    */
   recordStream(outcome: () => SettlementOutcome): void {
     this.streamOutcome = outcome;
+  }
+
+  /** Whether the store holds a reservation to settle (not when admitted uncounted). */
+  get holdsReservation(): boolean {
+    return this.degraded !== 'open' && !this.shadowRejected;
   }
 
   get streaming(): boolean {

@@ -1,10 +1,14 @@
 import { formatRateLimitDuration } from '@tokenguard/common';
 import type { BucketSnapshot } from '@tokenguard/bucket-store';
 
-/** The bucket with the fewest tokens left: the one a client should pace itself by. */
+/**
+ * The bucket with the fewest tokens left: the one a client should pace itself by. A request
+ * counter (`upstream_requests`) counts requests, not tokens, so it is not compared.
+ */
 export function tightestBucket(buckets: readonly BucketSnapshot[]): BucketSnapshot | undefined {
   let tightest: BucketSnapshot | undefined;
   for (const bucket of buckets) {
+    if (bucket.scope.type === 'upstream_requests') continue;
     if (tightest === undefined || bucket.tokens < tightest.tokens) tightest = bucket;
   }
   return tightest;

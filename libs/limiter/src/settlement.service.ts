@@ -27,8 +27,9 @@ export class SettlementService {
     if (context.settlement !== undefined) return context.settlement;
     const outcome = context.resolveOutcome();
     const actual = this.chargeFor(context, outcome);
-    // Admitted uncounted (store down, STORE_FAILURE_MODE=open): there is nothing to close.
-    const held = context.degraded !== 'open';
+    // Admitted uncounted (store down under STORE_FAILURE_MODE=open, or past a budget in
+    // shadow mode): there is nothing to close.
+    const held = context.holdsReservation;
     // Filled in before the store answers, so that whoever reads the telemetry when the
     // response closes sees the settlement even while the store call is in flight.
     const telemetry = context.telemetry;

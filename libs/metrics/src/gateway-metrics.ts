@@ -2,12 +2,14 @@ import type { Registry } from 'prom-client';
 import type { RequestTelemetry } from '@tokenguard/common';
 import type { BudgetScopeType } from '@tokenguard/config';
 import type {
+  AdminAction,
   CircuitStateLabel,
   DegradedModeLabel,
   RejectionReason,
   RejectionScope,
   RouteLabel,
   StoreOperation,
+  RateLimitHeader,
   SyncResult,
   UpstreamErrorKind,
 } from './labels';
@@ -126,6 +128,15 @@ export abstract class GatewayMetrics {
   abstract syncSucceeded(atMs: number): void;
 
   abstract upstreamLimits(model: string, limits: UpstreamLimits): void;
+
+  /** An upstream response carried a rate-limit header whose value did not parse (ignored). */
+  abstract upstreamHeaderMalformed(header: RateLimitHeader): void;
+
+  /** A budget, bucket or API key was changed through the admin API or the policy file. */
+  abstract adminChange(action: AdminAction): void;
+
+  /** LIMITER_MODE=shadow: a request a budget would have refused was let through. */
+  abstract shadowRejected(scope: RejectionScope, reason: RejectionReason): void;
 }
 
 /** ENABLE_METRICS=false: every recording is a call to an empty method. */
@@ -152,4 +163,7 @@ export class NoopGatewayMetrics extends GatewayMetrics {
   syncRun(): void {}
   syncSucceeded(): void {}
   upstreamLimits(): void {}
+  upstreamHeaderMalformed(): void {}
+  adminChange(): void {}
+  shadowRejected(): void {}
 }

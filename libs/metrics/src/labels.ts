@@ -18,7 +18,15 @@ export const CHARGED_ROUTES: readonly RouteLabel[] = [
 
 /** What the gateway decided about a request (`http_requests_total{outcome}`). */
 export type HttpOutcome =
-  'admitted' | 'rejected' | 'invalid' | 'error' | 'degraded_open' | 'degraded_local' | 'unlimited';
+  | 'admitted'
+  | 'rejected'
+  | 'invalid'
+  | 'error'
+  | 'degraded_open'
+  | 'degraded_local'
+  | 'unlimited'
+  // LIMITER_MODE=shadow: a budget said no, the request went through uncounted.
+  | 'shadow_rejected';
 
 export type RejectionReason =
   'insufficient' | 'too_large' | 'store_unavailable' | 'upstream_rate_limit';
@@ -35,11 +43,47 @@ export type UpstreamErrorKind =
 export type CircuitStateLabel = 'closed' | 'half_open' | 'open';
 
 export type StoreOperation =
-  'reserve' | 'settle' | 'get_bucket' | 'get_policy' | 'set_policy' | 'ping';
+  | 'reserve'
+  | 'settle'
+  | 'get_bucket'
+  | 'get_policy'
+  | 'set_policy'
+  | 'ping'
+  | 'get_override'
+  | 'list_policies'
+  | 'delete_policy'
+  | 'reset_bucket'
+  | 'lower_level';
+
+/** Changes made through the admin API or the policy file (`admin_changes_total{action}`). */
+export const ADMIN_ACTIONS = [
+  'budget_set',
+  'refill_rate_set',
+  'budget_deleted',
+  'bucket_reset',
+  'policy_file_applied',
+  'key_created',
+  'key_revoked',
+  'key_expiry_set',
+] as const;
+export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
 export type DegradedModeLabel = 'open' | 'local';
 
 export type SyncResult = 'ok' | 'error' | 'skipped';
+
+/** The provider's rate-limit headers the limit sync reads (`sync_malformed_headers_total{header}`). */
+export const RATE_LIMIT_HEADERS = [
+  'x-ratelimit-limit-requests',
+  'x-ratelimit-limit-tokens',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-remaining-tokens',
+  'x-ratelimit-reset-requests',
+  'x-ratelimit-reset-tokens',
+  'retry-after',
+  'retry-after-ms',
+] as const;
+export type RateLimitHeader = (typeof RATE_LIMIT_HEADERS)[number];
 
 export type StatusClass = '2xx' | '3xx' | '4xx' | '5xx';
 

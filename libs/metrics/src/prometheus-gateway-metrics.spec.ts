@@ -190,6 +190,13 @@ describe('PrometheusGatewayMetrics', () => {
     expect(await read(m, 'tokenguard_upstream_limit_remaining_requests', { model: 'other' })).toBe(
       7,
     );
+    m.upstreamHeaderMalformed('x-ratelimit-reset-tokens');
+    m.upstreamHeaderMalformed('x-ratelimit-reset-tokens');
+    expect(
+      await read(m, 'tokenguard_sync_malformed_headers_total', {
+        header: 'x-ratelimit-reset-tokens',
+      }),
+    ).toBe(2);
   });
 
   it('starts known counters at zero so rates exist before the first event', async () => {
@@ -198,8 +205,10 @@ describe('PrometheusGatewayMetrics', () => {
     const seriesOf = (name: string) => families.find((f) => f.name === name)?.values.length;
     expect(seriesOf('tokenguard_upstream_errors_total')).toBe(6);
     expect(seriesOf('tokenguard_settlements_total')).toBe(20);
-    expect(seriesOf('tokenguard_store_operations_total')).toBe(12);
+    // 11 operations (the admin ones and lower_level included), ok and error each.
+    expect(seriesOf('tokenguard_store_operations_total')).toBe(22);
     expect(seriesOf('tokenguard_sync_runs_total')).toBe(3);
+    expect(seriesOf('tokenguard_sync_malformed_headers_total')).toBe(8);
   });
 
   describe('bucket gauges', () => {

@@ -17,6 +17,8 @@ import {
 } from './gateway-metrics';
 import { Children1, Children2, Children3 } from './label-children';
 import {
+  ADMIN_ACTIONS,
+  type AdminAction,
   CHARGED_ROUTES,
   type CircuitStateLabel,
   type DegradedModeLabel,
@@ -27,6 +29,8 @@ import {
   type SettlementLabel,
   statusClass,
   type StoreOperation,
+  RATE_LIMIT_HEADERS,
+  type RateLimitHeader,
   type SyncResult,
   type UpstreamErrorKind,
 } from './labels';
@@ -88,6 +92,11 @@ const STORE_OPERATIONS: readonly StoreOperation[] = [
   'get_policy',
   'set_policy',
   'ping',
+  'get_override',
+  'list_policies',
+  'delete_policy',
+  'reset_bucket',
+  'lower_level',
 ];
 const STREAMING_ROUTES: readonly RouteLabel[] = ['chat.completions', 'completions', 'responses'];
 
@@ -133,10 +142,13 @@ export class PrometheusGatewayMetrics extends GatewayMetrics {
   private readonly storeTransitions: Children1<ValueCell>;
   private readonly degradedAdmissions: Children1<ValueCell>;
   private readonly syncRuns: Children1<ValueCell>;
+  private readonly syncMalformedHeaders: Children1<ValueCell>;
   private readonly syncLastSuccess: Gauge;
   private readonly upstreamLimitTokens: Children1<ValueCell>;
   private readonly upstreamRemainingTokens: Children1<ValueCell>;
   private readonly upstreamRemainingRequests: Children1<ValueCell>;
+  private readonly adminChanges: Children1<ValueCell>;
+  private readonly shadowRejections: Children2<ValueCell>;
   private readonly buckets: BucketSeries;
   private backend = 'unknown';
 
@@ -350,6 +362,13 @@ export class PrometheusGatewayMetrics extends GatewayMetrics {
     const syncRuns = counter('sync_runs_total', 'Upstream limit sync runs, by result.', ['result']);
     this.syncRuns = new Children1((result) => syncRuns.cell({ result }));
     for (const result of ['ok', 'error', 'skipped']) this.syncRuns.get(result).inc(0);
+    const malformed = counter(
+      'sync_malformed_headers_total',
+      'Upstream rate-limit header values that did not parse and were ignored, by header.',
+      ['header'],
+    );
+    this.syncMalformedHeaders = new Children1((header) => malformed.cell({ header }));
+    for (const header of RATE_LIMIT_HEADERS) this.syncMalformedHeaders.get(header).inc(0);
     this.syncLastSuccess = plainGauge(
       'sync_last_success_timestamp_seconds',
       'When upstream limit sync last succeeded (Unix seconds; 0: never).',
@@ -373,6 +392,28 @@ export class PrometheusGatewayMetrics extends GatewayMetrics {
       ['model'],
     );
     this.upstreamRemainingRequests = new Children1((model) => remainingRequests.cell({ model }));
+
+    const adminChanges = counter(
+      'admin_changes_total',
+      'Changes to budgets, buckets and API keys through the admin API or the policy file.',
+      ['action'],
+    );
+    this.adminChanges = new Children1((action) => adminChanges.cell({ action }));
+    for (const action of ADMIN_ACTIONS) this.adminChanges.get(action).inc(0);
+    const shadowRejections = counter(
+      'shadow_rejections_total',
+      'LIMITER_MODE=shadow: requests a budget would have refused, let through uncounted, by ' +
+        'scope type and reason.',
+      ['scope_type', 'reason'],
+    );
+    this.shadowRejections = new Children2((scope, reason) =>
+      shadowRejections.cell({ scope_type: scope, reason }),
+    );
+    for (const scope of BUDGET_SCOPES) {
+      this.shadowRejections.get(scope, 'insufficient').inc(0);
+      this.shadowRejections.get(scope, 'too_large').inc(0);
+    }
+    this.shadowRejections.get('store', 'store_unavailable').inc(0);
 
     this.buckets = new BucketSeries(own, options.bucketScopes, options.maxBucketSeries);
 
@@ -500,6 +541,18 @@ export class PrometheusGatewayMetrics extends GatewayMetrics {
 
   syncSucceeded(atMs: number): void {
     this.syncLastSuccess.set(Math.floor(atMs / 1000));
+  }
+
+  adminChange(action: AdminAction): void {
+    this.adminChanges.get(action).inc();
+  }
+
+  shadowRejected(scope: RejectionScope, reason: RejectionReason): void {
+    this.shadowRejections.get(scope, reason).inc();
+  }
+
+  upstreamHeaderMalformed(header: RateLimitHeader): void {
+    this.syncMalformedHeaders.get(header).inc();
   }
 
   upstreamLimits(model: string, limits: UpstreamLimits): void {

@@ -15,6 +15,7 @@ const PREFIXES: ReadonlyArray<readonly [string, RouteLabel]> = [
   ['/health', 'health'],
   ['/config', 'admin'],
   ['/buckets', 'admin'],
+  ['/keys', 'admin'],
   ['/admin', 'admin'],
   ['/sync', 'admin'],
   ['/docs', 'docs'],

@@ -24,6 +24,7 @@ import {
   upstreamErrorKind,
   upstreamFailure,
   upstreamNotConfigured,
+  upstreamKeyRejected,
 } from './upstream-errors';
 import { extractUsage, type UsageFigures } from './usage';
 
@@ -36,7 +37,30 @@ export interface UpstreamRequest {
   readonly signal?: AbortSignal;
   /** The client request's telemetry: its route labels the metrics; upstream timings go in. */
   readonly telemetry?: RequestTelemetry;
+  /** The model asked for (as the client sent it): answers are attributed to it. */
+  readonly model?: string;
+  /** What the request's reservation holds, for whoever learns from the answer. */
+  readonly reservation?: UpstreamReservation;
 }
+
+export interface UpstreamReservation {
+  /** Tokens reserved (the estimate). */
+  readonly tokens: number;
+  /** The reservation includes the model's upstream buckets (refunded with the rest on an error). */
+  readonly upstreamCharged: boolean;
+}
+
+/** One upstream answer, as the listeners of `onAnswer` see it. */
+export interface UpstreamAnswer {
+  readonly model: string | undefined;
+  readonly status: number;
+  /** Every response header of the upstream, as received (not only those passed on). */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly streamed: boolean;
+  readonly reservation: UpstreamReservation | undefined;
+}
+
+export type UpstreamAnswerListener = (answer: UpstreamAnswer) => void;
 
 export interface UpstreamResponse {
   readonly kind: 'buffered';
@@ -98,6 +122,7 @@ export class OpenAIProxyService implements OnModuleDestroy {
   private readonly breaker: CircuitBreakerPolicy;
   private readonly policy: IPolicy;
   private readonly streamIdleTimeoutMs: number;
+  private readonly listeners: UpstreamAnswerListener[] = [];
 
   constructor(
     config: AppConfig,
@@ -175,6 +200,19 @@ export class OpenAIProxyService implements OnModuleDestroy {
   }
 
   /**
+   * Calls `listener` with the headers of every upstream answer, as soon as they arrive:
+   * buffered or streamed, success or error (5xx included). Listeners run synchronously and
+   * must not throw (a throw is logged and ignored: it never fails the request).
+   */
+  onAnswer(listener: UpstreamAnswerListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const at = this.listeners.indexOf(listener);
+      if (at >= 0) this.listeners.splice(at, 1);
+    };
+  }
+
+  /**
    * One JSON request/response. 2xx–4xx come back for the caller to pass through; connection
    * failures, timeouts, 5xx and an open circuit throw an OpenAI-shaped 502/503/504.
    */
@@ -239,6 +277,7 @@ export class OpenAIProxyService implements OnModuleDestroy {
             throw signal.aborted && !request.signal?.aborted ? new UpstreamTimeoutError() : error;
           });
         answeredAt = performance.now();
+        this.notify(request, response.statusCode, response.headers, streamed);
         if (response.statusCode >= 500) {
           // A provider failure counts against the circuit; its body only feeds the message.
           const body = await response.body.text().catch(() => '');
@@ -274,6 +313,9 @@ export class OpenAIProxyService implements OnModuleDestroy {
       throw upstreamFailure(error);
     }
     this.completed(request.telemetry, sentAt);
+    // The provider refused the gateway's own key: not the client's doing (in AUTH_MODE=keys it
+    // would read as "your key is wrong"), and its message may quote part of the server key.
+    if (response.statusCode === 401) throw upstreamKeyRejected();
     const ok = response.statusCode < 300;
     return {
       kind: 'buffered',
@@ -300,6 +342,30 @@ export class OpenAIProxyService implements OnModuleDestroy {
     if (status === 429) {
       telemetry.outcome = 'rejected';
       telemetry.rejection = UPSTREAM_RATE_LIMITED;
+    }
+  }
+
+  /** The one place every upstream answer's headers pass through. */
+  private notify(
+    request: UpstreamRequest,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+    streamed: boolean,
+  ): void {
+    if (this.listeners.length === 0) return;
+    const answer: UpstreamAnswer = {
+      model: request.model,
+      status,
+      headers,
+      streamed,
+      reservation: request.reservation,
+    };
+    for (const listener of this.listeners) {
+      try {
+        listener(answer);
+      } catch (error) {
+        this.logger.error(`An upstream answer listener failed: ${String(error)}`);
+      }
     }
   }
 

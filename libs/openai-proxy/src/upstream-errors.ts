@@ -67,6 +67,15 @@ export function upstreamNotConfigured(): OpenAIException {
  * Maps a failed upstream call to the OpenAI error shape: 503 while the circuit is open,
  * 504 for timeouts, 502 for an upstream 5xx or a connection failure.
  */
+/** The provider answered 401 to the server's own key (OPENAI_API_KEY): a 502, body withheld. */
+export function upstreamKeyRejected(): OpenAIException {
+  return new OpenAIException(HttpStatus.BAD_GATEWAY, {
+    message: "The upstream provider rejected the gateway's API key; an operator must fix it.",
+    type: 'server_error',
+    code: 'upstream_auth_failed',
+  });
+}
+
 export function upstreamFailure(error: unknown): OpenAIException {
   if (error instanceof OpenAIException) return error;
   if (error instanceof UpstreamServerError) {

@@ -1,6 +1,7 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ClientRoute } from '@tokenguard/auth';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
 import {
   ChatCompletionRequestDto,
@@ -13,6 +14,7 @@ import { relayJson, relayStream, streamingBody } from './upstream-call';
 
 /** Chat completions and legacy completions: JSON or SSE, charged the same way. */
 @ApiTags('openai')
+@ClientRoute()
 @Controller('v1')
 export class ChatCompletionsController {
   constructor(private readonly proxy: OpenAIProxyService) {}

@@ -1,6 +1,7 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ClientRoute } from '@tokenguard/auth';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
 import { EmbeddingRequestDto, OpenAIProxyService } from '@tokenguard/openai-proxy';
 import { EMBEDDING_CHARGE } from './charges';
@@ -8,6 +9,7 @@ import { OpenAIRoute } from './openai-route.decorator';
 import { relayJson } from './upstream-call';
 
 @ApiTags('openai')
+@ClientRoute()
 @Controller('v1')
 export class EmbeddingsController {
   constructor(private readonly proxy: OpenAIProxyService) {}

@@ -1,6 +1,7 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ClientRoute } from '@tokenguard/auth';
 import { OpenAIException, telemetryOf } from '@tokenguard/common';
 import { OpenAIProxyService } from '@tokenguard/openai-proxy';
 
@@ -8,6 +9,7 @@ const MODEL_ID = /^[A-Za-z0-9._:-]{1,256}$/;
 
 /** The provider's model list, passed through; nothing is generated, so nothing is charged. */
 @ApiTags('openai')
+@ClientRoute()
 @Controller('v1/models')
 export class ModelsController {
   constructor(private readonly proxy: OpenAIProxyService) {}

@@ -1,6 +1,7 @@
 import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ClientRoute } from '@tokenguard/auth';
 import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
 import { OpenAIProxyService, ResponseRequestDto } from '@tokenguard/openai-proxy';
 import { RESPONSE_CHARGE } from './charges';
@@ -9,6 +10,7 @@ import { relayJson, relayStream, streamingBody } from './upstream-call';
 
 /** The Responses API; its stream always ends with an event carrying usage. */
 @ApiTags('openai')
+@ClientRoute()
 @Controller('v1')
 export class ResponsesController {
   constructor(private readonly proxy: OpenAIProxyService) {}

@@ -6,8 +6,23 @@ import {
   SseRelay,
   type StreamEnd,
   type StreamKind,
+  type UpstreamRequest,
   type UpstreamResponse,
 } from '@tokenguard/openai-proxy';
+
+/** The model and reservation of a charged call, so the limit sync can learn from its answer. */
+function reservationOf(
+  rateLimit: RateLimitContext | undefined,
+): Pick<UpstreamRequest, 'model' | 'reservation'> {
+  if (!rateLimit) return {};
+  return {
+    model: rateLimit.estimate.model,
+    reservation: {
+      tokens: rateLimit.estimate.totalTokens,
+      upstreamCharged: rateLimit.buckets.some((b) => b.scope.type === 'upstream'),
+    },
+  };
+}
 
 /** Tells settlement what a buffered upstream call cost. */
 export function recordUpstreamOutcome(
@@ -37,6 +52,7 @@ export async function relayJson(
     method: 'POST',
     ...call,
     telemetry: rateLimit?.telemetry,
+    ...reservationOf(rateLimit),
   });
   recordUpstreamOutcome(rateLimit, upstream);
   void reply.status(upstream.status).headers(upstream.headers);
@@ -96,6 +112,7 @@ export async function relayStream(
     method: 'POST',
     ...options,
     telemetry: rateLimit?.telemetry,
+    ...reservationOf(rateLimit),
   });
   if (upstream.kind === 'buffered') {
     // Not a stream after all (an upstream 4xx): pass it through like any JSON answer.

@@ -1,13 +1,14 @@
 import { DuplicateReservationError } from '../bucket-store.errors';
 import { MemoryBucketStore } from '../memory-bucket.store';
 import {
+  BUDGET_SCOPE_TYPES,
   BucketPolicy,
   BucketStore,
+  BudgetScopeType,
   GLOBAL_SCOPE_ID,
   ReserveAdmitted,
   ReserveRejected,
   ReserveResult,
-  SCOPE_TYPES,
   ScopeRef,
   ScopeType,
 } from '../bucket-store.interface';
@@ -36,7 +37,7 @@ export interface ContractStoreOptions {
 
 /** Builds a fresh, empty store with the given type defaults (e.g. a new Redis namespace). */
 export type BucketStoreFactory = (
-  defaults: Record<ScopeType, BucketPolicy>,
+  defaults: Record<BudgetScopeType, BucketPolicy>,
   options?: ContractStoreOptions,
 ) => Promise<BucketStoreUnderTest>;
 
@@ -51,7 +52,7 @@ export interface ContractFeatures {
  * Redis's own clock. Most tests therefore use refill 0, where time has no effect, and the
  * few timing tests use fast refills with generous bounds.
  */
-const DEFAULTS: Record<ScopeType, BucketPolicy> = {
+const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
   global: { capacity: 1_000_000, refillPerSec: 0 },
   team: { capacity: 10_000, refillPerSec: 0 },
   rolegroup: { capacity: 5_000, refillPerSec: 0 },
@@ -132,7 +133,7 @@ export function describeBucketStoreContract(
         await expect(store.ping()).resolves.toBeUndefined();
       });
 
-      it.each(SCOPE_TYPES)(
+      it.each(BUDGET_SCOPE_TYPES)(
         'a never-used %s bucket reads full at its type default',
         async (type) => {
           const scope = type === 'global' ? GLOBAL : { type, id: uid(type) };
@@ -584,6 +585,157 @@ export function describeBucketStoreContract(
       });
     });
 
+    describe('budget administration', () => {
+      const role = (id = uid('r')): ScopeRef => ({ type: 'role', id });
+      const rolegroup = (id = uid('g')): ScopeRef => ({ type: 'rolegroup', id });
+
+      it('reads an override as only the fields set, and null without one', async () => {
+        const u = user();
+        expect(await store.getOverride(u)).toBeNull();
+        await store.setPolicy(u, { refillPerSec: 2 });
+        expect(await store.getOverride(u)).toEqual({ refillPerSec: 2 });
+        await store.setPolicy(u, { capacity: 300 });
+        expect(await store.getOverride(u)).toEqual({ capacity: 300, refillPerSec: 2 });
+        expect(await store.getOverride(GLOBAL)).toBeNull();
+      });
+
+      it('lists overrides in <type>:<id> order with their effective policy', async () => {
+        const [t, u] = [team('t-b'), user('u-a')];
+        await store.setPolicy(u, { capacity: 10 });
+        await store.setPolicy(GLOBAL, { capacity: 5, refillPerSec: 1 });
+        await store.setPolicy(t, { refillPerSec: 3 });
+        // Read-only and charged buckets are not overrides.
+        await store.getBucket(user());
+        admitted(await reserve([user()], 5));
+
+        const page = await store.listPolicies();
+        expect(page).toEqual({
+          overrides: [
+            {
+              scope: GLOBAL,
+              override: { capacity: 5, refillPerSec: 1 },
+              policy: { capacity: 5, refillPerSec: 1 },
+            },
+            {
+              scope: t,
+              override: { refillPerSec: 3 },
+              policy: { capacity: 10_000, refillPerSec: 3 },
+            },
+            { scope: u, override: { capacity: 10 }, policy: { capacity: 10, refillPerSec: 0 } },
+          ],
+          next: null,
+        });
+      });
+
+      it('filters by scope type without mixing role and rolegroup', async () => {
+        const [r, g] = [role(), rolegroup()];
+        await store.setPolicy(r, { capacity: 1 });
+        await store.setPolicy(g, { capacity: 2 });
+        await store.setPolicy(user(), { capacity: 3 });
+        const roles = await store.listPolicies({ types: ['role'] });
+        expect(roles.overrides.map((o) => o.scope)).toEqual([r]);
+        const groups = await store.listPolicies({ types: ['rolegroup'] });
+        expect(groups.overrides.map((o) => o.scope)).toEqual([g]);
+        expect((await store.listPolicies({ types: ['team'] })).overrides).toEqual([]);
+        const both = await store.listPolicies({ types: ['role', 'rolegroup'] });
+        expect(both.overrides.map((o) => o.scope)).toEqual([r, g]);
+      });
+
+      it('pages through every override exactly once', async () => {
+        const ids = Array.from({ length: 7 }, (_, i) => `page-${i}`);
+        for (const id of ids) await store.setPolicy(user(id), { capacity: 100 });
+        await store.setPolicy(team(), { capacity: 100 });
+        const seen: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listPolicies({ types: ['user'], limit: 3, after });
+          expect(page.overrides.length).toBeLessThanOrEqual(3);
+          seen.push(...page.overrides.map((o) => o.scope.id));
+          after = page.next ?? undefined;
+          pages += 1;
+        } while (after !== undefined);
+        expect(seen).toEqual(ids);
+        expect(pages).toBe(3);
+      });
+
+      it('rejects a bad listing query', async () => {
+        await expect(store.listPolicies({ limit: 0 })).rejects.toBeInstanceOf(RangeError);
+        await expect(store.listPolicies({ limit: 1.5 })).rejects.toBeInstanceOf(RangeError);
+        await expect(store.listPolicies({ types: ['planet' as ScopeType] })).rejects.toBeInstanceOf(
+          RangeError,
+        );
+      });
+
+      it('deletes an override: back to the default, level kept and clamped', async () => {
+        const u = user();
+        await store.setPolicy(u, { capacity: 3_000 });
+        // A raised capacity keeps the level; the reset fills the bucket to the new one.
+        await store.resetBucket(u);
+        admitted(await reserve([u], 500));
+        const result = await store.deletePolicy(u);
+        expect(result.deleted).toBe(true);
+        expect(result.bucket).toMatchObject({ scope: u, tokens: 1_000, capacity: 1_000 });
+        expect(await store.getPolicy(u)).toEqual(DEFAULTS.user);
+        expect(await store.getOverride(u)).toBeNull();
+        expect((await store.listPolicies()).overrides).toEqual([]);
+
+        const v = user();
+        await store.setPolicy(v, { capacity: 300 });
+        admitted(await reserve([v], 100));
+        expect((await store.deletePolicy(v)).bucket).toMatchObject({
+          tokens: 200,
+          capacity: 1_000,
+        });
+        expect(await levels([v])).toEqual([200]);
+      });
+
+      it('deleting an override follows the default rate from then on', async () => {
+        const u = user();
+        await store.setPolicy(u, { refillPerSec: 5_000 });
+        admitted(await reserve([u], 1_000));
+        const { bucket } = await store.deletePolicy(u);
+        expect(bucket.refillPerSec).toBe(0);
+        expect(bucket.msUntilFull).toBeNull();
+        await sleep(50);
+        expect(await levels([u])).toEqual([bucket.tokens]);
+      });
+
+      it('deleting where there is no override changes nothing', async () => {
+        const u = user();
+        admitted(await reserve([u], 100));
+        expect(await store.deletePolicy(u)).toMatchObject({
+          deleted: false,
+          bucket: { scope: u, tokens: 900, capacity: 1_000 },
+        });
+        expect(await store.deletePolicy(GLOBAL)).toMatchObject({ deleted: false });
+        expect(await levels([u])).toEqual([900]);
+      });
+
+      it('resets a bucket to full, the global one too, and keeps its policy', async () => {
+        const [t, u] = [team(), user()];
+        await store.setPolicy(t, { capacity: 700 });
+        const id = uid('r');
+        admitted(await reserve([GLOBAL, t, u], 600, id));
+        expect(await store.resetBucket(t)).toMatchObject({
+          scope: t,
+          tokens: 700,
+          capacity: 700,
+          msUntilFull: 0,
+        });
+        expect(await store.resetBucket(GLOBAL)).toMatchObject({ tokens: 1_000_000 });
+        expect(await levels([GLOBAL, t, u])).toEqual([1_000_000, 700, 400]);
+        // A later refund is capped at capacity, as always.
+        expect(await store.settle(id, 0)).toEqual({ applied: true, refunded: 600 });
+        expect(await levels([GLOBAL, t, u])).toEqual([1_000_000, 700, 1_000]);
+        // Debt is forgiven too.
+        const debt = uid('r');
+        admitted(await reserve([u], 1_000, debt));
+        await store.settle(debt, 1_500);
+        expect((await store.resetBucket(u)).tokens).toBe(1_000);
+      });
+    });
+
     describe('idle buckets', () => {
       let stored: () => Promise<number>;
       let grace: number;
@@ -669,6 +821,205 @@ export function describeBucketStoreContract(
         } finally {
           await short.cleanup();
         }
+      });
+    });
+
+    describe('fixed charges (a request counter)', () => {
+      const model = () => uid('gpt-4o-2024-08-06');
+      const requestsOf = (id: string): ScopeRef => ({ type: 'upstream_requests', id });
+      const tokensOf = (id: string): ScopeRef => ({ type: 'upstream', id });
+
+      it('takes its own amount, lists the scope after the others, and is all-or-nothing', async () => {
+        const m = model();
+        const counter = requestsOf(m);
+        await store.setPolicy(counter, { capacity: 2, refillPerSec: 0 });
+        const u = user();
+        const fixedCharges = [{ scope: counter, amount: 1 }];
+        const first = admitted(
+          await store.reserve({ reservationId: uid('r'), scopes: [u], tokens: 300, fixedCharges }),
+        );
+        expect(first.buckets.map((b) => [b.scope, b.tokens])).toEqual([
+          [u, 700],
+          [counter, 1],
+        ]);
+        admitted(
+          await store.reserve({ reservationId: uid('r'), scopes: [u], tokens: 300, fixedCharges }),
+        );
+        const third = rejected(
+          await store.reserve({ reservationId: uid('r'), scopes: [u], tokens: 300, fixedCharges }),
+        );
+        expect(third).toMatchObject({ reason: 'insufficient', scope: counter, retryAfterMs: null });
+        expect(third.buckets.map((b) => b.tokens)).toEqual([400, 0]);
+        expect(await levels([u, counter])).toEqual([400, 0]);
+      });
+
+      it('says too_large when the amount exceeds the capacity, and names the wait of a refilling counter', async () => {
+        const m = model();
+        const counter = requestsOf(m);
+        await store.setPolicy(counter, { capacity: 1, refillPerSec: 10 });
+        const tooLarge = rejected(
+          await store.reserve({
+            reservationId: uid('r'),
+            scopes: [user()],
+            tokens: 1,
+            fixedCharges: [{ scope: counter, amount: 2 }],
+          }),
+        );
+        expect(tooLarge).toMatchObject({ reason: 'too_large', scope: counter });
+        admitted(
+          await store.reserve({
+            reservationId: uid('r'),
+            scopes: [],
+            tokens: 0,
+            fixedCharges: [{ scope: counter, amount: 1 }],
+          }),
+        );
+        const waiting = rejected(
+          await store.reserve({
+            reservationId: uid('r'),
+            scopes: [user()],
+            tokens: 5,
+            fixedCharges: [{ scope: counter, amount: 1 }],
+          }),
+        );
+        expect(waiting).toMatchObject({ reason: 'insufficient', scope: counter });
+        // One request at 10 per second: at most 100 ms.
+        expect(waiting.retryAfterMs).toBeGreaterThan(0);
+        expect(waiting.retryAfterMs).toBeLessThanOrEqual(100);
+      });
+
+      it('settles the tokens only; a full refund (0 actual tokens) gives the fixed charge back too', async () => {
+        const m = model();
+        const counter = requestsOf(m);
+        const tokens = tokensOf(m);
+        await store.setPolicy(counter, { capacity: 10, refillPerSec: 0 });
+        await store.setPolicy(tokens, { capacity: 5_000, refillPerSec: 0 });
+        const u = user();
+        const used = uid('r');
+        const refunded = uid('r');
+        for (const reservationId of [used, refunded]) {
+          admitted(
+            await store.reserve({
+              reservationId,
+              scopes: [u, tokens],
+              tokens: 200,
+              fixedCharges: [{ scope: counter, amount: 1 }],
+            }),
+          );
+        }
+        expect(await levels([u, tokens, counter])).toEqual([600, 4_600, 8]);
+        expect(await store.settle(used, 50)).toEqual({ applied: true, refunded: 150 });
+        expect(await levels([u, tokens, counter])).toEqual([750, 4_750, 8]);
+        expect(await store.settle(refunded, 0)).toEqual({ applied: true, refunded: 200 });
+        expect(await levels([u, tokens, counter])).toEqual([950, 4_950, 9]);
+        // Once only, like any settlement.
+        expect(await store.settle(refunded, 0)).toEqual({ applied: false, refunded: 0 });
+        expect(await levels([counter])).toEqual([9]);
+      });
+
+      it('charges extra tokens to the token scopes only', async () => {
+        const counter = requestsOf(model());
+        await store.setPolicy(counter, { capacity: 10, refillPerSec: 0 });
+        const u = user();
+        const id = uid('r');
+        admitted(
+          await store.reserve({
+            reservationId: id,
+            scopes: [u],
+            tokens: 100,
+            fixedCharges: [{ scope: counter, amount: 3 }],
+          }),
+        );
+        expect(await store.settle(id, 400)).toEqual({ applied: true, refunded: -300 });
+        expect(await levels([u, counter])).toEqual([600, 7]);
+      });
+
+      it('refuses a scope charged twice and bad amounts, changing nothing', async () => {
+        const counter = requestsOf(model());
+        const u = user();
+        for (const fixedCharges of [
+          [{ scope: u, amount: 1 }],
+          [
+            { scope: counter, amount: 1 },
+            { scope: counter, amount: 1 },
+          ],
+          [{ scope: counter, amount: -1 }],
+          [{ scope: counter, amount: 1.5 }],
+          [{ scope: { type: 'upstream_requests', id: 'has space' } as ScopeRef, amount: 1 }],
+        ]) {
+          await expect(
+            store.reserve({ reservationId: uid('r'), scopes: [u], tokens: 10, fixedCharges }),
+          ).rejects.toBeInstanceOf(RangeError);
+        }
+        expect(await levels([u])).toEqual([1_000]);
+      });
+    });
+
+    describe('lowerLevel', () => {
+      it('lowers a level, never raises one, and refills from the lowered level', async () => {
+        const u = user();
+        await store.setPolicy(u, { capacity: 1_000, refillPerSec: 0 });
+        expect(await store.lowerLevel(u, 600)).toMatchObject({ scope: u, tokens: 600 });
+        expect(await store.lowerLevel(u, 800)).toMatchObject({ tokens: 600 });
+        admitted(await reserve([u], 100));
+        expect(await store.lowerLevel(u, 700)).toMatchObject({ tokens: 500 });
+        expect(await levels([u])).toEqual([500]);
+        expect(rejected(await reserve([u], 501)).reason).toBe('insufficient');
+
+        const t = team();
+        // One token per millisecond: the lowered level refills toward capacity.
+        await store.setPolicy(t, { capacity: 200, refillPerSec: 1_000 });
+        const lowered = await store.lowerLevel(t, 0);
+        expect(lowered.tokens).toBe(0);
+        expect(lowered.msUntilFull).toBe(200);
+        await sleep(50);
+        const later = (await store.getBucket(t)).tokens;
+        expect(later).toBeGreaterThanOrEqual(40);
+        expect(later).toBeLessThanOrEqual(200);
+      });
+
+      it('may set a debt, which is paid back by refill like any other', async () => {
+        const u = user();
+        await store.setPolicy(u, { capacity: 100, refillPerSec: 1_000 });
+        const lowered = await store.lowerLevel(u, -50);
+        expect(lowered.tokens).toBe(-50);
+        expect(lowered.msUntilFull).toBe(150);
+        expect(rejected(await reserve([u], 1)).retryAfterMs).toBeLessThanOrEqual(51);
+        await sleep(80);
+        admitted(await reserve([u], 1));
+      });
+
+      it('keeps a fractional target to the milli-token and rejects a target that is not a finite number', async () => {
+        const u = user();
+        expect((await store.lowerLevel(u, 12.3456)).tokens).toBe(12.346);
+        for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 2e12]) {
+          await expect(store.lowerLevel(u, bad)).rejects.toBeInstanceOf(RangeError);
+        }
+        expect(await levels([u])).toEqual([12.346]);
+      });
+    });
+
+    describe('upstream scopes', () => {
+      it('read unlimited until a policy is set, and key model names with colons and dates apart', async () => {
+        const base = uid('ft:gpt-4o-mini-2024-07-18:org');
+        const a: ScopeRef = { type: 'upstream', id: `${base}:a` };
+        const b: ScopeRef = { type: 'upstream', id: `${base}:b` };
+        const sameIdOtherType: ScopeRef = { type: 'upstream_requests', id: a.id };
+        expect(await store.getBucket(a)).toMatchObject({ tokens: 1e12, capacity: 1e12 });
+        await store.setPolicy(a, { capacity: 600, refillPerSec: 10 });
+        await store.setPolicy(sameIdOtherType, { capacity: 5, refillPerSec: 0 });
+        admitted(
+          await store.reserve({
+            reservationId: uid('r'),
+            scopes: [a],
+            tokens: 100,
+            fixedCharges: [{ scope: sameIdOtherType, amount: 1 }],
+          }),
+        );
+        expect((await store.getBucket(a)).tokens).toBeLessThanOrEqual(510);
+        expect((await store.getBucket(b)).tokens).toBe(1e12);
+        expect(await levels([sameIdOtherType, user(a.id.replace(/:/g, '.'))])).toEqual([4, 1_000]);
+        expect(await store.getPolicy(b)).toEqual({ capacity: 1e12, refillPerSec: 1e12 });
       });
     });
 

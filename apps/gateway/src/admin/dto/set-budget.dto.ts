@@ -9,15 +9,16 @@ import {
   Min,
   ValidateIf,
 } from 'class-validator';
-import { MAX_TOKENS, SCOPE_TYPES, type ScopeType } from '@tokenguard/bucket-store';
+import { BUDGET_SCOPE_TYPES, type BudgetScopeType, MAX_TOKENS } from '@tokenguard/bucket-store';
 import { IDENTITY_PATTERN } from '@tokenguard/limiter';
 
 const FINITE = { allowNaN: false, allowInfinity: false } as const;
 
 export class SetBudgetDto {
-  @ApiProperty({ enum: SCOPE_TYPES, example: 'team' })
-  @IsIn(SCOPE_TYPES, { message: `scope must be one of ${SCOPE_TYPES.join(', ')}` })
-  scope!: ScopeType;
+  // Upstream buckets are sized by the limit sync from the provider's headers, not here.
+  @ApiProperty({ enum: BUDGET_SCOPE_TYPES, example: 'team' })
+  @IsIn(BUDGET_SCOPE_TYPES, { message: `scope must be one of ${BUDGET_SCOPE_TYPES.join(', ')}` })
+  scope!: BudgetScopeType;
 
   /** Required for every scope but global, which has exactly one bucket. */
   @ApiPropertyOptional({

@@ -26,7 +26,15 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PEER_DIR = join(ROOT, 'test', 'bench', 'peer');
 
-const PORTS = { mock: 18281, bare: 18282, memory: 18283, redis: 18284, peer: 18285 };
+const PORTS = {
+  mock: 18281,
+  bare: 18282,
+  memory: 18283,
+  redis: 18284,
+  peer: 18285,
+  fastify: 18286,
+  nest: 18287,
+};
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 /** A 2 KB prompt, max_tokens 16: the request every throughput figure uses. */
@@ -41,7 +49,7 @@ const chatBody = (stream: boolean, chunks = 16) =>
     model: 'gpt-4o-mini',
     messages: [
       { role: 'system', content: 'You are a concise assistant.' },
-      { role: 'user', content: PROMPT },
+      { role: 'user', content: `[<id>] ${PROMPT}` },
     ],
     max_tokens: chunks,
     ...(stream ? { stream: true } : {}),
@@ -60,6 +68,8 @@ interface Target {
   /** The process whose CPU counts for "CPU ms per request". */
   readonly pid: number | undefined;
   readonly headers: Record<string, string>;
+  /** A baseline for non-streaming throughput only (it does not stream). */
+  readonly throughputOnly?: boolean;
 }
 
 interface LoadResult {
@@ -81,6 +91,9 @@ async function load(
     method: 'POST',
     headers: { 'content-type': 'application/json', ...target.headers },
     body,
+    // Every request's prompt differs (autocannon puts a fresh UUID at `[<id>]`), so no cache of
+    // whole prompts can stand in for the tokenizer.
+    idReplacement: true,
     connections: options.connections ?? CONNECTIONS,
     duration: options.seconds,
     ...(options.rate ? { overallRate: options.rate } : {}),
@@ -214,6 +227,19 @@ async function main(): Promise<void> {
       '/v1/models',
     );
     services.push(bare);
+    // The frameworks alone (framework-floor.ts): what Fastify, then Nest, cost over the bare
+    // proxy before any of TokenGuard's work.
+    const floors: Record<'fastify' | 'nest', Service> = {} as Record<'fastify' | 'nest', Service>;
+    for (const mode of ['fastify', 'nest'] as const) {
+      floors[mode] = await startService(
+        `${mode} floor`,
+        [join(__dirname, 'framework-floor.js'), mode, String(PORTS[mode]), mock.url],
+        {},
+        `http://127.0.0.1:${PORTS[mode]}`,
+        '/health',
+      );
+      services.push(floors[mode]);
+    }
     const memory = await startService(
       'gateway (memory)',
       [gatewayMain],
@@ -256,6 +282,20 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       { name: 'direct (mock)', service: mock, pid: mock.child.pid, headers: auth },
       { name: 'bare proxy', service: bare, pid: bare.child.pid, headers: auth },
+      {
+        name: 'fastify floor',
+        service: floors.fastify,
+        pid: floors.fastify.child.pid,
+        headers: auth,
+        throughputOnly: true,
+      },
+      {
+        name: 'nest floor',
+        service: floors.nest,
+        pid: floors.nest.child.pid,
+        headers: auth,
+        throughputOnly: true,
+      },
       { name: 'gateway memory', service: memory, pid: memory.child.pid, headers: IDENTITY },
       { name: 'gateway redis', service: redis, pid: redis.child.pid, headers: IDENTITY },
     ];
@@ -291,7 +331,7 @@ async function main(): Promise<void> {
         throughput.set(target.name, list);
       }
       // 3. Streaming throughput: 20-chunk streams.
-      for (const target of targets) {
+      for (const target of targets.filter((t) => !t.throughputOnly)) {
         const list = streaming.get(target.name) ?? [];
         list.push(await load(target, chatBody(true, 20), { seconds: SECONDS }));
         streaming.set(target.name, list);
@@ -345,7 +385,7 @@ async function main(): Promise<void> {
     }
     out('\n3. Streaming (20 chunks)');
     out('target             req/s    p50 ms  p99 ms   TTFB p50  TTFB p99');
-    for (const target of targets) {
+    for (const target of targets.filter((t) => !t.throughputOnly)) {
       const r = st.get(target.name) as LoadResult;
       const f = firstByte.get(target.name);
       out(

@@ -1,4 +1,4 @@
-import { type DynamicModule, Module, RequestMethod } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream, LoggerOptions } from 'pino';
 import { AppConfig } from '@tokenguard/config';
@@ -39,10 +39,10 @@ export class LoggingModule {
             } satisfies LoggerOptions & Record<string, unknown>;
             return {
               pinoHttp: options.destination ? [pinoHttp, options.destination] : pinoHttp,
-              // No pino-http middleware: its per-request child logger is the costliest part of
-              // logging; the request id comes from requestContext instead (see the mixin).
-              exclude: [{ path: '{*path}', method: RequestMethod.ALL }],
-              forRoutes: [{ path: '{*path}', method: RequestMethod.ALL }],
+              // No pino-http middleware on any route: its per-request child logger is the
+              // costliest part of logging, and an excluded middleware still costs a route
+              // check per request. The request id comes from requestContext (see the mixin).
+              forRoutes: [],
             };
           },
         }),

@@ -34,6 +34,7 @@ const PORTS = {
   peer: 18285,
   fastify: 18286,
   nest: 18287,
+  scaling: 18288,
 };
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -44,13 +45,29 @@ const PROMPT = (
 )
   .repeat(12)
   .slice(0, 2048);
-const chatBody = (stream: boolean, chunks = 16) =>
+/** A prompt of about `bytes` bytes (the 2 KB one repeated). */
+const promptOf = (bytes: number) =>
+  bytes <= PROMPT.length
+    ? PROMPT.slice(0, bytes)
+    : PROMPT.repeat(Math.ceil(bytes / PROMPT.length)).slice(0, bytes);
+/** Replaced by a request counter of the same width in every request autocannon sends. */
+const ID_SLOT = '[<id>]';
+let requestCounter = 0;
+const nextId = () => (requestCounter++ % 36 ** 6).toString(36).padStart(ID_SLOT.length, '0');
+
+/**
+ * The chat request of the throughput figures. The mock is told the prompt's token count
+ * (about bytes / 4) instead of counting it: with every prompt different, its own tokenizer
+ * would otherwise make the upstream the bottleneck of every target.
+ */
+const chatBody = (stream: boolean, chunks = 16, promptBytes = 2048) =>
   JSON.stringify({
     model: 'gpt-4o-mini',
     messages: [
       { role: 'system', content: 'You are a concise assistant.' },
-      { role: 'user', content: `[<id>] ${PROMPT}` },
+      { role: 'user', content: `${ID_SLOT} ${promptOf(promptBytes)}` },
     ],
+    mock: { promptTokens: Math.ceil(promptBytes / 4) },
     max_tokens: chunks,
     ...(stream ? { stream: true } : {}),
   });
@@ -90,10 +107,14 @@ async function load(
     url: `${target.service.url}/v1/chat/completions`,
     method: 'POST',
     headers: { 'content-type': 'application/json', ...target.headers },
-    body,
-    // Every request's prompt differs (autocannon puts a fresh UUID at `[<id>]`), so no cache of
-    // whole prompts can stand in for the tokenizer.
-    idReplacement: true,
+    // Every request's prompt differs (a counter at ID_SLOT, same width so Content-Length
+    // holds), so no cache of whole prompts can stand in for the tokenizer.
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => ({ ...request, body: body.replace(ID_SLOT, nextId()) }),
+      },
+    ],
     connections: options.connections ?? CONNECTIONS,
     duration: options.seconds,
     ...(options.rate ? { overallRate: options.rate } : {}),
@@ -214,7 +235,14 @@ async function main(): Promise<void> {
     const mock = await startService(
       'mock',
       [mockMain],
-      { MOCK_PORT: String(PORTS.mock), MOCK_RECORD: 'false' },
+      {
+        MOCK_PORT: String(PORTS.mock),
+        MOCK_RECORD: 'false',
+        // The gateway learns these per-model limits and charges every request to them (the
+        // upstream bucket of the real path); this large, they never refuse.
+        MOCK_RATE_LIMIT_REQUESTS: '1000000000',
+        MOCK_RATE_LIMIT_TOKENS: '1000000000000',
+      },
       `http://127.0.0.1:${PORTS.mock}`,
       '/v1/models',
     );
@@ -261,6 +289,23 @@ async function main(): Promise<void> {
       '/health/ready',
     );
     services.push(redis);
+    // Scaling by scopes: neither the global scope nor the model's upstream bucket, so that the
+    // identity headers alone decide how many scopes a request is charged to (1 to 4, then
+    // + global on the main Redis gateway, then + the upstream bucket).
+    const scaling = await startService(
+      'gateway (redis, scaling)',
+      [gatewayMain],
+      gatewayEnv(PORTS.scaling, {
+        REDIS_URL,
+        REDIS_NAMESPACE: `bench-scaling-${Date.now().toString(36)}`,
+        STORE_FAILURE_MODE: 'closed',
+        ENFORCE_GLOBAL_SCOPE: 'false',
+        ENFORCE_UPSTREAM_LIMITS: 'false',
+      }),
+      `http://127.0.0.1:${PORTS.scaling}`,
+      '/health/ready',
+    );
+    services.push(scaling);
     let peer: Service | undefined;
     if (ensurePeer()) {
       peer = await startService(
@@ -361,6 +406,54 @@ async function main(): Promise<void> {
 
     const busyRss = rssBytes(memory.child.pid);
 
+    // 6. Scaling: by number of scopes, and by prompt size (Redis store).
+    const scopeSteps: Array<{ label: string; target: Target }> = [];
+    const identities: Array<[string, Record<string, string>]> = [
+      ['1 (user)', { 'x-user-id': 'bench-user' }],
+      ['2 (+team)', { 'x-user-id': 'bench-user', 'x-team-id': 'bench-team' }],
+      [
+        '3 (+rolegroup)',
+        { 'x-user-id': 'bench-user', 'x-team-id': 'bench-team', 'x-llm-rolegroup': 'bench-group' },
+      ],
+      ['4 (+role)', IDENTITY],
+    ];
+    for (const [label, headers] of identities) {
+      scopeSteps.push({
+        label,
+        target: { name: label, service: scaling, pid: scaling.child.pid, headers },
+      });
+    }
+    scopeSteps.push({ label: '5 (+global) +upstream', target: byName('gateway redis') });
+    const byScopes = new Map<string, LoadResult[]>();
+    const sizes = [2048, 20 * 1024, 200 * 1024];
+    const bySize = new Map<string, LoadResult[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const { label, target } of scopeSteps) {
+        const list = byScopes.get(label) ?? [];
+        list.push(await load(target, chatBody(false), { seconds: SECONDS }));
+        byScopes.set(label, list);
+      }
+      for (const bytes of sizes) {
+        for (const name of ['bare proxy', 'gateway redis']) {
+          const key = `${name} ${bytes / 1024} KB`;
+          const list = bySize.get(key) ?? [];
+          list.push(await load(byName(name), chatBody(false, 16, bytes), { seconds: SECONDS }));
+          bySize.set(key, list);
+        }
+      }
+    }
+    const sc = new Map([...byScopes].map(([k, v]) => [k, average(v)]));
+    const sz = new Map([...bySize].map(([k, v]) => [k, average(v)]));
+
+    // 4. Store, and 6c. memory per idle bucket: their own scripts, in child processes.
+    const storeBench = runScript('bucket-store.bench.js', [], {
+      BENCH_SECONDS: SMOKE ? '0.5' : '3',
+      BENCH_ROUNDS: SMOKE ? '1' : '3',
+    });
+    const bucketMemory = JSON.parse(
+      runScript('bucket-memory.js', [SMOKE ? '100000' : '1000000'], {}, ['--expose-gc']),
+    ) as { bytesPerIdleBucket: number; bucketsHeld: number; bucketsAfterSweep: number };
+
     // Report.
     out('\n1. Throughput, non-streaming (2 KB prompt, max_tokens 16)');
     out('target             req/s    p50 ms  p99 ms  CPU ms/req  errors  ×bare   ×peer');
@@ -393,6 +486,32 @@ async function main(): Promise<void> {
           `${f ? fmt(f.p50, 2).padStart(11) : '          -'}${f ? fmt(f.p99, 2).padStart(10) : '         -'}`,
       );
     }
+    out('\n4. Store: reserve + settle (test/bench/bucket-store.bench.ts)');
+    out(storeBench.trim());
+    out('\n6. Scaling (Redis store)');
+    out('scopes charged              req/s    p50 ms  p99 ms  CPU ms/req');
+    for (const { label } of scopeSteps) {
+      const r = sc.get(label) as LoadResult;
+      out(
+        `${label.padEnd(26)}${fmt(r.rps).padStart(7)}${fmt(r.p50, 1).padStart(10)}${fmt(r.p99, 1).padStart(8)}` +
+          `${fmt(r.cpuMsPerRequest, 3).padStart(12)}`,
+      );
+    }
+    out('prompt size                 req/s    p50 ms  p99 ms  CPU ms/req  ×bare');
+    for (const bytes of sizes) {
+      const bare = sz.get(`bare proxy ${bytes / 1024} KB`) as LoadResult;
+      for (const name of ['bare proxy', 'gateway redis']) {
+        const r = sz.get(`${name} ${bytes / 1024} KB`) as LoadResult;
+        out(
+          `${`${name} ${bytes / 1024} KB`.padEnd(26)}${fmt(r.rps).padStart(7)}${fmt(r.p50, 1).padStart(10)}` +
+            `${fmt(r.p99, 1).padStart(8)}${fmt(r.cpuMsPerRequest, 3).padStart(12)}${fmt(ratio(r.rps, bare.rps), 2).padStart(7)}`,
+        );
+      }
+    }
+    out(
+      `memory store: ${bucketMemory.bytesPerIdleBucket} bytes per idle bucket ` +
+        `(${bucketMemory.bucketsHeld} buckets held; ${bucketMemory.bucketsAfterSweep} left after the sweep)`,
+    );
     out(
       `\nGateway RSS: idle ${fmt(idleRss / 2 ** 20, 1)} MB, after the run ${fmt(busyRss / 2 ** 20, 1)} MB`,
     );
@@ -449,6 +568,20 @@ async function main(): Promise<void> {
         2,
       ),
       check('gateway idle RSS, MB', idleRss / 2 ** 20, '≤ 150', (v) => v <= 150, 1),
+      check(
+        'bytes per idle bucket (memory store)',
+        bucketMemory.bytesPerIdleBucket,
+        '≤ 200',
+        (v) => v <= 200,
+        0,
+      ),
+      check(
+        'idle buckets left after the sweep',
+        bucketMemory.bucketsAfterSweep,
+        '0',
+        (v) => v === 0,
+        0,
+      ),
     ];
     out('\nTargets');
     for (const c of checks) {
@@ -469,6 +602,10 @@ async function main(): Promise<void> {
       fixedRate: { rate, results: Object.fromEntries(fx) },
       streaming: Object.fromEntries(st),
       ttfb: Object.fromEntries(firstByte),
+      scalingByScopes: Object.fromEntries(sc),
+      scalingByPromptSize: Object.fromEntries(sz),
+      store: storeBench,
+      bucketMemory,
       gatewayRss: { idle: idleRss, afterRun: busyRss },
       checks,
     };
@@ -482,6 +619,24 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
   }
+}
+
+/** Runs another benchmark script of this folder (compiled beside this one); its stdout. */
+function runScript(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  nodeFlags: readonly string[] = [],
+): string {
+  const result = spawnSync(process.execPath, [...nodeFlags, join(__dirname, script), ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  if (result.status !== 0) {
+    throw new Error(`${script} failed (${result.status}): ${result.stderr.slice(-2000)}`);
+  }
+  return result.stdout;
 }
 
 function check(

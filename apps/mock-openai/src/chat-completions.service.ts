@@ -35,7 +35,9 @@ export class ChatCompletionsService {
     const { stream, includeUsage } = readStreaming(body);
     this.state.assertModel(model);
 
-    const promptTokens = this.counter.chatPrompt(model, messages, body.tools, body.functions);
+    const promptTokens =
+      behaviour.promptTokens ??
+      this.counter.chatPrompt(model, messages, body.tools, body.functions);
     const { tokens, finishReason } = replyLength(
       requested,
       behaviour.defaultCompletionTokens,

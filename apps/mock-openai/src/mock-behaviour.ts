@@ -14,6 +14,11 @@ export interface MockBehaviour {
   defaultCompletionTokens: number;
   /** Upper bound on the reply length whatever the request asks for; null = no bound. */
   completionTokens: number | null;
+  /**
+   * Chat completions: report this many prompt tokens instead of counting them; null = count.
+   * For load tests whose prompts all differ, where counting would make the mock the bottleneck.
+   */
+  promptTokens: number | null;
   /** Answer with this HTTP status (an error) instead of a completion; null = off. */
   status: number | null;
   /** Overrides of the forced error's `type`, `code` and `message`. */
@@ -45,6 +50,7 @@ export const DEFAULT_BEHAVIOUR: Readonly<MockBehaviour> = Object.freeze({
   chunkDelayMs: 0,
   defaultCompletionTokens: 16,
   completionTokens: null,
+  promptTokens: null,
   status: null,
   errorType: null,
   errorCode: null,
@@ -74,6 +80,7 @@ const KINDS: Readonly<Record<keyof MockBehaviour, Kind>> = {
   chunkDelayMs: 'ms',
   defaultCompletionTokens: 'count',
   completionTokens: 'count?',
+  promptTokens: 'count?',
   status: 'status?',
   errorType: 'string?',
   errorCode: 'string?',

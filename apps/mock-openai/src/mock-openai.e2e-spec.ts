@@ -170,6 +170,18 @@ describe('mock-openai (e2e)', () => {
       expect(countTextTokens(byCompletion.choices[0].message.content ?? '', MODEL)).toBe(300);
     });
 
+    it('reports the promptTokens knob instead of counting the prompt', async () => {
+      const counted = await client.chat.completions.create({ model: MODEL, messages: MESSAGES });
+      const fixed = await client.chat.completions.create({
+        model: MODEL,
+        messages: MESSAGES,
+        mock: { promptTokens: 512 },
+      } as ChatParams);
+      expect(counted.usage?.prompt_tokens).not.toBe(512);
+      expect(fixed.usage?.prompt_tokens).toBe(512);
+      expect(fixed.usage?.total_tokens).toBe(512 + (fixed.usage?.completion_tokens ?? NaN));
+    });
+
     it('gives n different choices and sums their tokens', async () => {
       const data = await client.chat.completions.create({
         model: MODEL,

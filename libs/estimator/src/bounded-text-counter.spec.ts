@@ -2,7 +2,13 @@ import { countTextBounded, type EnginePolicy } from './bounded-text-counter';
 import { ENCODING_NAMES, type EncodingName } from './encoding-for-model';
 import { referenceCount } from './testing/reference-counts';
 import { edgeCaseText, englishText, mixedCorpus, seededRandom } from './testing/text-corpus';
-import { DEFAULT_ESTIMATOR_LIMITS, WorkBudget, type EstimatorLimits } from './work-budget';
+import {
+  DEFAULT_ESTIMATOR_LIMITS,
+  MEASURE_CLOCK_CHARS,
+  MEASURE_FREE_CHARS,
+  WorkBudget,
+  type EstimatorLimits,
+} from './work-budget';
 
 const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
 
@@ -73,7 +79,7 @@ describe.each(ENCODING_NAMES)('countTextBounded with %s', (encoding) => {
       'repeated CJK': '中'.repeat(2_000),
       'repeated punctuation': '!'.repeat(5_000),
       'a long whitespace run': ' '.repeat(5_000) + 'x',
-      'a letter blob inside prose': `Intro text. ${'Qx'.repeat(3_000)} and the question?`,
+      'a letter blob inside prose': `Intro text. ${'qx'.repeat(3_000)} and the question?`,
     };
 
     it.each(Object.entries(pathological))(
@@ -107,12 +113,14 @@ describe.each(ENCODING_NAMES)('countTextBounded with %s', (encoding) => {
       expect(count(cjk, encoding)).toEqual({ tokens: 3 << 18, exact: false });
     });
 
-    it('stops tokenizing when the time is up and bounds the rest', () => {
+    it('stops tokenizing when the time is up and bounds the rest by its UTF-8 length', () => {
       const text = englishText(seededRandom(5), 30_000);
-      const limits = { ...DEFAULT_ESTIMATOR_LIMITS, exactTimeMs: 4 };
-      // Every reading of the clock sees another 1.5 ms gone.
+      // Less than the worst-case cost of the text, so that the clock is read before the end.
+      const limits = { ...DEFAULT_ESTIMATOR_LIMITS, exactTimeMs: 0.5 };
+      // Every reading of the clock sees another 0.3 ms gone: the time is up at the second
+      // reading after the guaranteed part, well within the grace for measuring the rest.
       let ms = 0;
-      const ticking = new WorkBudget(limits, { now: () => (ms += 1.5) });
+      const ticking = new WorkBudget(limits, { now: () => (ms += 0.3) });
       const result = countTextBounded(text, encoding, 'auto', ticking);
       expect(result.exact).toBe(false);
       expect(result.tokens).toBeGreaterThanOrEqual(referenceCount(text, encoding));
@@ -125,12 +133,42 @@ describe.each(ENCODING_NAMES)('countTextBounded with %s', (encoding) => {
       });
     });
 
-    it('bounds everything without reading it once the time is gone', () => {
+    it('measures the rest, however long, while measuring runs at one-byte-string speed', () => {
+      const text = englishText(seededRandom(8), MEASURE_FREE_CHARS + 300_000);
+      // The time is up at the first reading of the clock, which then stands still: measuring
+      // takes no time at all, so it goes on past the free allowance to the end.
+      let ms = 0;
+      const stopped = new WorkBudget(
+        { ...DEFAULT_ESTIMATOR_LIMITS, exactTimeMs: 0.5 },
+        { now: () => (ms === 0 ? (ms = 10) - 10 : ms) },
+      );
+      const result = countTextBounded(text, encoding, 'auto', stopped);
+      expect(result.exact).toBe(false);
+      expect(result.tokens).toBeGreaterThanOrEqual(referenceCount(text, encoding));
+      expect(result.tokens).toBeLessThanOrEqual(utf8(text));
+    });
+
+    it('bounds by 3 bytes per UTF-16 unit what is past the free allowance once measuring is slow and the grace is gone', () => {
+      const text = englishText(seededRandom(7), MEASURE_FREE_CHARS + 200_000);
+      expect(utf8(text)).toBe(text.length); // ASCII: each measured unit counts 1, not 3
+      const limits = { ...DEFAULT_ESTIMATOR_LIMITS, exactTimeMs: 0.5 };
+      // Every reading of the clock sees another 5 ms gone.
+      let ms = 0;
+      const ticking = new WorkBudget(limits, { now: () => (ms += 5) });
+      const result = countTextBounded(text, encoding, 'auto', ticking);
+      expect(result.exact).toBe(false);
+      expect(result.tokens).toBeGreaterThan(utf8(text));
+      // The free allowance was measured, in slices of MEASURE_CLOCK_CHARS (less the last one,
+      // which the calls' own share pushes out): 2 bytes less than 3 per unit for each unit.
+      const measured = MEASURE_FREE_CHARS - MEASURE_CLOCK_CHARS;
+      expect(result.tokens).toBeLessThanOrEqual(3 * text.length - 2 * measured);
+    });
+
+    it('bounds a text by its UTF-8 length when there is no time at all', () => {
       const text = 'hello world';
       const budget = budgetWith({ exactTimeMs: 0 });
-      // Not even the UTF-8 length is measured: 3 bytes per UTF-16 unit is the bound.
       expect(countTextBounded(text, encoding, 'auto', budget)).toEqual({
-        tokens: 3 * text.length,
+        tokens: utf8(text),
         exact: false,
       });
     });

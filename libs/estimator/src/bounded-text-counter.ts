@@ -19,15 +19,18 @@ import {
   type EngineCost,
   type TokenizerEngineName,
 } from './tokenizer-engines';
+import { boundRest, encodingCounterFor } from './builtin-counter';
 import { MAX_CALL_MS, type WorkBudget } from './work-budget';
 
 /**
- * Which tokenizer counts a part of the text:
- * - `auto`: the engine predicted to be cheaper for that part (gpt-tokenizer for mostly-ASCII
- *   text, tiktoken for mostly non-ASCII text);
- * - `gpt-tokenizer`: gpt-tokenizer wherever it is exact;
- * - `tiktoken`: tiktoken only.
- * Parts containing U+0085 or U+FEFF always go to tiktoken (gpt-tokenizer splits them differently).
+ * Which tokenizer counts text:
+ * - `auto` (the default): the estimator's own tokenizer (builtin-counter.ts), tiktoken's
+ *   counts with its vocabulary files but no WASM and no gpt-tokenizer loaded;
+ * - `gpt-tokenizer`: gpt-tokenizer wherever it is exact; parts containing U+0085 or U+FEFF
+ *   go to tiktoken (gpt-tokenizer splits them differently);
+ * - `tiktoken`: tiktoken (WASM) only.
+ * The last two are kept as references for the benchmark and the specs: same counts, slower,
+ * and tens of MB each.
  */
 export type EnginePolicy = 'auto' | TokenizerEngineName;
 
@@ -54,7 +57,7 @@ class Segment {
   private squaredOther = 0;
   private ambiguous = false;
 
-  constructor(private readonly policy: EnginePolicy) {}
+  constructor(private readonly policy: TokenizerEngineName) {}
 
   isEmpty(): boolean {
     return this.asciiBytes === 0 && this.otherBytes === 0;
@@ -76,10 +79,7 @@ class Segment {
 
   /** The engine that will count this segment. */
   engine(): TokenizerEngineName {
-    if (this.policy === 'tiktoken' || this.ambiguous) return 'tiktoken';
-    if (this.policy === 'gpt-tokenizer') return 'gpt-tokenizer';
-    // Typical figures pick the engine: gpt-tokenizer for mostly-ASCII text.
-    return this.cost(GPT.typical) <= this.cost(TIKTOKEN.typical) ? 'gpt-tokenizer' : 'tiktoken';
+    return this.policy === 'tiktoken' || this.ambiguous ? 'tiktoken' : 'gpt-tokenizer';
   }
 
   /** Worst-case nanoseconds of counting this segment with `engine`. */
@@ -126,20 +126,9 @@ class Segment {
   }
 }
 
-/**
- * Upper bound on the UTF-8 length of `text[from, len)`. Measured while there is time and
- * scan budget left (an eighth of a unit per code unit: Buffer.byteLength is more than that
- * much cheaper than the scan), else 3 bytes per UTF-16 unit (a surrogate pair is 4 bytes).
- */
+/** Upper bound on the UTF-8 length of `text[from, len)`, as the built-in counter bounds it. */
 function boundBytes(text: string, from: number, budget: WorkBudget): number {
-  const n = text.length - from;
-  if (n <= 0) return 0;
-  const cost = Math.ceil(n / 8);
-  if (cost <= budget.scanChars && budget.timeLeftNs > 0) {
-    budget.scanChars -= cost;
-    return Buffer.byteLength(from === 0 ? text : text.slice(from), 'utf8');
-  }
-  return 3 * n;
+  return boundRest(text, from, budget);
 }
 
 /** Totals of one text's count; touched only at cut points, never per character. */
@@ -152,7 +141,7 @@ class TextTally {
   constructor(
     private readonly text: string,
     private readonly encoding: EncodingName,
-    policy: EnginePolicy,
+    policy: TokenizerEngineName,
     private readonly budget: WorkBudget,
   ) {
     this.seg = new Segment(policy);
@@ -268,6 +257,11 @@ export function countTextBounded(
   policy: EnginePolicy,
   budget: WorkBudget,
 ): TokenCount {
+  if (policy === 'auto') {
+    const sink = { tokens: 0, exact: true };
+    encodingCounterFor(encoding, budget).count(text, budget, sink);
+    return sink;
+  }
   const len = text.length;
   if (len === 0) return { tokens: 0, exact: true };
   // Not even one small call fits: do not scan at all.

@@ -1,6 +1,6 @@
 import type { ChatPromptInput } from './estimator.types';
-import { FILE_PART_TOKENS, audioAllowance, imageAllowance } from './non-text-allowances';
-import type { PromptTally } from './prompt-tally';
+import type { ItemTally } from './item-tally';
+import { FILE_PART_TOKENS, audioAllowance } from './non-text-allowances';
 
 /*
  * How a chat prompt is counted. Messages follow the OpenAI cookbook ("How to count tokens
@@ -34,14 +34,14 @@ function isRecord(value: unknown): value is UnknownRecord {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function tallyChatPrompt(input: ChatPromptInput, tally: PromptTally): void {
+export function tallyChatPrompt(input: ChatPromptInput, tally: ItemTally): void {
   const messages: readonly unknown[] = Array.isArray(input.messages) ? input.messages : [];
   for (const message of messages) tallyMessage(message, tally);
   tally.addFixed(REPLY_PRIMING_TOKENS);
   tallyToolDefinitions(input.tools, input.functions, tally);
 }
 
-function tallyMessage(message: unknown, tally: PromptTally): void {
+function tallyMessage(message: unknown, tally: ItemTally): void {
   tally.addFixed(TOKENS_PER_MESSAGE);
   if (!isRecord(message)) {
     tally.addJson(message);
@@ -68,7 +68,7 @@ function tallyMessage(message: unknown, tally: PromptTally): void {
   }
 }
 
-function tallyContentPart(part: unknown, tally: PromptTally): void {
+function tallyContentPart(part: unknown, tally: ItemTally): void {
   if (!isRecord(part)) {
     // A bare string part is accepted by some clients; anything else is rendered.
     if (typeof part === 'string') tally.addText(part);
@@ -85,7 +85,7 @@ function tallyContentPart(part: unknown, tally: PromptTally): void {
       return;
     case 'image_url': {
       const image = part.image_url;
-      tally.addFixed(imageAllowance(tally.model, isRecord(image) ? image.detail : undefined));
+      tally.addImage(isRecord(image) ? image.detail : undefined);
       return;
     }
     case 'input_audio': {
@@ -105,7 +105,7 @@ function tallyContentPart(part: unknown, tally: PromptTally): void {
 }
 
 /** `{ type: 'function', function: { name, arguments } }` or `{ type: 'custom', custom: { name, input } }`. */
-function tallyToolCall(call: unknown, tally: PromptTally): void {
+function tallyToolCall(call: unknown, tally: ItemTally): void {
   if (isRecord(call) && isRecord(call.function)) {
     tallyFunctionCall(call.function, tally);
     return;
@@ -122,7 +122,7 @@ function tallyToolCall(call: unknown, tally: PromptTally): void {
 }
 
 /** `{ name, arguments }`, arguments being a JSON string. */
-function tallyFunctionCall(call: unknown, tally: PromptTally): void {
+function tallyFunctionCall(call: unknown, tally: ItemTally): void {
   tally.addFixed(TOKENS_PER_TOOL_CALL);
   if (!isRecord(call)) {
     tally.addJson(call);
@@ -132,7 +132,7 @@ function tallyFunctionCall(call: unknown, tally: PromptTally): void {
   addTextOrJson(call.arguments, tally);
 }
 
-function addTextOrJson(value: unknown, tally: PromptTally): void {
+function addTextOrJson(value: unknown, tally: ItemTally): void {
   if (typeof value === 'string') tally.addText(value);
   else if (value !== null && value !== undefined) tally.addJson(value);
 }
@@ -140,7 +140,7 @@ function addTextOrJson(value: unknown, tally: PromptTally): void {
 function tallyToolDefinitions(
   tools: readonly unknown[] | null | undefined,
   functions: readonly unknown[] | null | undefined,
-  tally: PromptTally,
+  tally: ItemTally,
 ): void {
   const toolList: readonly unknown[] = Array.isArray(tools) ? tools : [];
   const functionList: readonly unknown[] = Array.isArray(functions) ? functions : [];

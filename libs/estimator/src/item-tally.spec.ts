@@ -98,14 +98,15 @@ describe('ItemTally', () => {
     expect(result.tokens).toBeLessThanOrEqual(count * jsonBound(item).bytes);
   });
 
-  it('bounds every later text by 3 bytes per unit once the time is spent', () => {
+  it('bounds every later text by its UTF-8 length once the time is spent', () => {
     const tally = tallyWith({ exactTimeMs: 0 });
-    tally.addText('hello world'); // no time at all: bounded by the counter itself
-    expect(tally.result()).toEqual({ tokens: 3 * 11, exact: false });
+    tally.addText('hello world'); // no time at all: bounded by the counter (UTF-8 length)
+    expect(tally.result()).toEqual({ tokens: 11, exact: false });
     tally.addText('abc');
+    tally.addText('é中😀'); // 2 + 3 + 4 bytes
     tally.addRole('user');
-    tally.addJson('xy');
+    tally.addJson('xy'); // JSON is bounded without rendering: 6 bytes per unit, quotes
     tally.addImage('low');
-    expect(tally.result()).toEqual({ tokens: 33 + 9 + 12 + (6 * 2 + 2) + 85, exact: false });
+    expect(tally.result()).toEqual({ tokens: 11 + 3 + 9 + 4 + (6 * 2 + 2) + 85, exact: false });
   });
 });

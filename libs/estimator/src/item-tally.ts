@@ -1,3 +1,4 @@
+import { boundRest } from './builtin-counter';
 import type { TokenCount } from './estimator.types';
 import { imageAllowance } from './non-text-allowances';
 import { MAX_JSON_CHARS, type PromptTally } from './prompt-tally';
@@ -16,8 +17,9 @@ const RENDER_UNITS_PER_NODE = 128;
  * A `PromptTally` for requests made of many items (Responses input items, batched prompts,
  * embedding inputs), bounded in the number and size of items as well as in their text:
  * - text (roles included) goes to the bounded counter while the work budget lasts; once it
- *   is spent, every further text is bounded by 3 bytes per UTF-16 unit, as the bounded
- *   counter itself would do, without a call (and a clock reading) per item;
+ *   is spent, every further text is bounded as the counter bounds what it cannot tokenize
+ *   (`boundRest`: its UTF-8 length while measuring is cheap, else 3 bytes per UTF-16 unit),
+ *   without a tokenizer call per item;
  * - a value counted by its JSON is first measured (`jsonBound`, one cheap step per node);
  *   it is rendered and tokenized only while the render allowance (`JSON_RENDER_UNITS`) and
  *   the work budget last, else its bound is charged. Small requests are never affected, so
@@ -43,7 +45,9 @@ export class ItemTally {
 
   addText(text: string): void {
     if (this.spent) {
-      this.boundedTokens += 3 * text.length;
+      this.boundedTokens += this.budget.measuring
+        ? boundRest(text, 0, this.budget)
+        : 3 * text.length; // no call per item once measuring has stopped
       return;
     }
     this.tally.addText(text);
@@ -52,7 +56,9 @@ export class ItemTally {
 
   addRole(role: string): void {
     if (this.spent) {
-      this.boundedTokens += 3 * role.length;
+      this.boundedTokens += this.budget.measuring
+        ? boundRest(role, 0, this.budget)
+        : 3 * role.length; // no call per item once measuring has stopped
       return;
     }
     this.tally.addRole(role);

@@ -1,4 +1,5 @@
 import { countTextBounded, type EnginePolicy } from './bounded-text-counter';
+import { encodingCounterFor, type EncodingCounter, type TokenSink } from './builtin-counter';
 import { compactJson } from './compact-json';
 import type { EncodingName } from './encoding-for-model';
 import type { TokenCount } from './estimator.types';
@@ -16,12 +17,17 @@ const CACHED_ROLES: ReadonlySet<string> = new Set([
   'tool',
   'function',
 ]);
-const roleTokenCache = new Map<string, number>();
+const roleTokenCache: Readonly<Record<EncodingName, Map<string, number>>> = {
+  o200k_base: new Map(),
+  cl100k_base: new Map(),
+};
 
 /** Adds up the tokens of one prompt, all of its text sharing one work budget. */
-export class PromptTally {
-  private tokens = 0;
-  private exact = true;
+export class PromptTally implements TokenSink {
+  tokens = 0;
+  exact = true;
+  /** The built-in counter (policy `auto`), resolved at the first text. */
+  private counter: EncodingCounter | undefined;
 
   constructor(
     readonly model: string,
@@ -31,6 +37,11 @@ export class PromptTally {
   ) {}
 
   addText(text: string): void {
+    if (this.policy === 'auto') {
+      this.counter ??= encodingCounterFor(this.encoding, this.budget);
+      this.counter.count(text, this.budget, this);
+      return;
+    }
     const count = countTextBounded(text, this.encoding, this.policy, this.budget);
     this.tokens += count.tokens;
     if (!count.exact) this.exact = false;
@@ -41,14 +52,14 @@ export class PromptTally {
       this.addText(role);
       return;
     }
-    const key = `${this.encoding}:${role}`;
-    const cached = roleTokenCache.get(key);
+    const cache = roleTokenCache[this.encoding];
+    const cached = cache.get(role);
     if (cached !== undefined) {
       this.tokens += cached;
       return;
     }
     const count = countTextBounded(role, this.encoding, this.policy, this.budget);
-    if (count.exact) roleTokenCache.set(key, count.tokens);
+    if (count.exact) cache.set(role, count.tokens);
     this.tokens += count.tokens;
     if (!count.exact) this.exact = false;
   }

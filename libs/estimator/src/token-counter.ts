@@ -1,9 +1,11 @@
 import { countTextBounded, type EnginePolicy } from './bounded-text-counter';
 import { tallyChatPrompt } from './chat-prompt-counter';
-import { ENCODING_NAMES, encodingForModel } from './encoding-for-model';
+import { ENCODING_NAMES, encodingForModel, type EncodingName } from './encoding-for-model';
 import type { ChatPromptInput, TokenCount } from './estimator.types';
+import { ItemTally } from './item-tally';
 import { PromptTally } from './prompt-tally';
-import { getTokenizerEngine, type TokenizerEngineName } from './tokenizer-engines';
+import { getTokenizerEngine } from './tokenizer-engines';
+import { warmUpBuiltinCounter } from './warm-up';
 import { WorkBudget, resolveLimits, type EstimatorLimits } from './work-budget';
 
 export interface TokenCounterOptions {
@@ -38,26 +40,24 @@ export class TokenCounter {
 
   /** Prompt tokens of a chat request, chat overhead and tool definitions included. */
   countChatPrompt(input: ChatPromptInput): TokenCount {
-    const tally = new PromptTally(
-      input.model,
-      encodingForModel(input.model),
-      this.policy,
-      new WorkBudget(this.limits),
+    const budget = new WorkBudget(this.limits);
+    const tally = new ItemTally(
+      new PromptTally(input.model, encodingForModel(input.model), this.policy, budget),
+      budget,
     );
     tallyChatPrompt(input, tally);
     return tally.result();
   }
 
   /**
-   * Loads (and warms) the encodings this policy routinely uses, so that the first request
-   * does not stall for hundreds of milliseconds. (`gpt-tokenizer` still loads tiktoken lazily
-   * for text containing U+FEFF/U+0085.)
+   * Loads `encodings` (default: both) for this policy now, so that no request stalls while
+   * a vocabulary loads. (`gpt-tokenizer` still loads tiktoken lazily for text containing
+   * U+FEFF/U+0085.)
    */
-  warmUp(): void {
-    const engines: TokenizerEngineName[] =
-      this.policy === 'auto' ? ['gpt-tokenizer', 'tiktoken'] : [this.policy];
-    for (const engine of engines) {
-      for (const encoding of ENCODING_NAMES) getTokenizerEngine(engine, encoding);
+  warmUp(encodings: readonly EncodingName[] = ENCODING_NAMES): void {
+    for (const encoding of encodings) {
+      if (this.policy === 'auto') warmUpBuiltinCounter(encoding);
+      else getTokenizerEngine(this.policy, encoding);
     }
   }
 }

@@ -3,6 +3,7 @@ import { Test } from '@nestjs/testing';
 import { EstimatorModule } from './estimator.module';
 import type { ChatEstimateInput } from './estimator.types';
 import { referenceCount } from './testing/reference-counts';
+import { loadedEncodingCounter } from './builtin-counter';
 import { loadedTokenizerEngine } from './tokenizer-engines';
 import { TokenEstimatorService } from './token-estimator.service';
 
@@ -37,10 +38,12 @@ describe('TokenEstimatorService', () => {
     expect(loadedTokenizerEngine('tiktoken', 'cl100k_base')).toBeUndefined();
   });
 
-  it('loads the encodings at start-up by default', async () => {
+  it('loads both encodings of its own counter at start-up by default, and no other engine', async () => {
     await serviceFor({ defaultMaxOutputTokens: 10 });
-    expect(loadedTokenizerEngine('gpt-tokenizer', 'o200k_base')).toBeDefined();
-    expect(loadedTokenizerEngine('tiktoken', 'cl100k_base')).toBeDefined();
+    expect(loadedEncodingCounter('o200k_base')).toBeDefined();
+    expect(loadedEncodingCounter('cl100k_base')).toBeDefined();
+    expect(loadedTokenizerEngine('gpt-tokenizer', 'o200k_base')).toBeUndefined();
+    expect(loadedTokenizerEngine('tiktoken', 'o200k_base')).toBeUndefined();
   });
 
   it('estimates prompt plus the default output allowance', async () => {

@@ -35,7 +35,9 @@ export class TokenEstimatorService implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    if (this.options.warmUp !== false) this.counter.warmUp();
+    const warmUp = this.options.warmUp ?? true;
+    if (warmUp === true) this.counter.warmUp();
+    else if (warmUp !== false) this.counter.warmUp(warmUp);
   }
 
   /** Synchronous and bounded: a few milliseconds at most, whatever the input. */

@@ -214,6 +214,23 @@ describe('POST /v1/chat/completions (supertest)', () => {
     expect(await userTokens(h, 'user', 'liam')).toBe(1000 - estimate);
   });
 
+  it('charges the usage of an answer whose client hung up while it was being generated', async () => {
+    // The provider finishes (and bills) an answer nobody reads: it must not come back free.
+    const body = chatBody({ mock: { latencyMs: 300 } });
+    await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-user-id': 'nora' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(100),
+    }).catch(() => undefined);
+    // Past the upstream's answer: settled by now, to its usage (which the estimate matches).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.mock.lastRequest()?.headers['x-client-request-id']).toEqual(expect.any(String));
+    const estimate =
+      countChatPromptTokens({ model: body.model, messages: body.messages }).tokens + 20;
+    expect(await userTokens(h, 'user', 'nora')).toBe(1000 - estimate);
+  });
+
   it('charges each of team, rolegroup, role and user', async () => {
     const res = await request(h.url)
       .post('/v1/chat/completions')

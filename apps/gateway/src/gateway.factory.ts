@@ -9,6 +9,8 @@ import { Logger } from 'nestjs-pino';
 import { AppConfig } from '@tokenguard/config';
 import { installRequestMetrics } from '@tokenguard/metrics';
 import { GatewayModule, type GatewayModuleOptions } from './gateway.module';
+import { checkBodySize, checkJsonBody, decodeJsonText } from './json-body.parser';
+import { ShutdownService } from './lifecycle/shutdown.service';
 import { installRequestLog } from './logging/request-log.hook';
 import { setUpOpenApi } from './openapi/openapi';
 import { requestIdFor } from './request-id';
@@ -53,11 +55,24 @@ export async function createGatewayApp(
   const fastify = app.getHttpAdapter().getInstance();
   const defaultJsonParser = fastify.getDefaultJsonParser('error', 'error');
   // Nest keeps the raw bytes (`rawBody: true`) so the proxy forwards exactly what was sent.
-  app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, (req, body, done) =>
-    defaultJsonParser(req as FastifyRequest, body.toString('utf8'), (error, parsed) =>
-      error ? done(invalidJson(error), undefined) : done(null, parsed),
-    ),
-  );
+  app.useBodyParser('application/json', { bodyLimit: config.bodyLimitBytes }, (req, body, done) => {
+    let text: string;
+    try {
+      checkBodySize(req.url ?? '', body.length);
+      text = decodeJsonText(body);
+    } catch (error) {
+      return done(error as Error, undefined);
+    }
+    void defaultJsonParser(req as FastifyRequest, text, (error, parsed) => {
+      if (error) return done(invalidJson(error), undefined);
+      try {
+        checkJsonBody(parsed);
+      } catch (refused) {
+        return done(refused as Error, undefined);
+      }
+      done(null, parsed);
+    });
+  });
   // JSON only: anything else is a 415 rather than a string body reaching the handlers.
   fastify.removeContentTypeParser(['text/plain']);
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -68,8 +83,11 @@ export async function createGatewayApp(
   });
   installRequestMetrics(app);
   await installRequestLog(app);
+  // After the hooks above, so that requests turned away while draining are counted and logged.
+  app.get(ShutdownService).install(app);
   setUpOpenApi(app, GATEWAY_VERSION);
-  app.enableShutdownHooks();
+  // No enableShutdownHooks(): main.ts stops on SIGTERM/SIGINT in an explicit order (see
+  // lifecycle/shutdown-signals.ts); tests and benchmarks call app.close() themselves.
   return app;
 }
 

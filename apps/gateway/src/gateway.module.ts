@@ -20,6 +20,7 @@ import { BucketsController } from './admin/buckets.controller';
 import { BudgetsController } from './admin/budgets.controller';
 import { ErrorReporter } from './error-reporting/error-reporter';
 import { HealthController } from './health/health.controller';
+import { ShutdownService } from './lifecycle/shutdown.service';
 import { LoggingModule, type LoggingOptions } from './logging/logging.module';
 import { StatusController } from './status/status.controller';
 import { SyncController } from './admin/sync.controller';
@@ -63,6 +64,7 @@ export class GatewayModule {
       ],
       providers: [
         ErrorReporter,
+        ShutdownService,
         {
           provide: APP_FILTER,
           inject: [ErrorReporter],

@@ -3,11 +3,13 @@ import { Logger } from '@nestjs/common';
 import { BUCKET_STORE, type BucketStore } from '@tokenguard/bucket-store';
 import { AppConfig, ConfigValidationError } from '@tokenguard/config';
 import { createGatewayApp } from './gateway.factory';
+import { closeOnSignals } from './lifecycle/shutdown-signals';
 
 async function bootstrap(): Promise<void> {
   const app = await createGatewayApp();
   const config = app.get(AppConfig);
   await app.listen(config.port, config.host);
+  closeOnSignals(app);
   const logger = new Logger('TokenGuard');
   const store = app.get<BucketStore>(BUCKET_STORE);
   logger.log(

@@ -54,6 +54,8 @@ export async function createMockOpenAIApp(
     logger: false,
     bodyLimit,
     forceCloseConnections: gracefulClose ? 'idle' : true,
+    // Model ids (GET /v1/models/:id) run to 256 characters, as the gateway accepts them.
+    routerOptions: { maxParamLength: 256 },
   });
   installJsonBodyParser(adapter.getInstance(), bodyLimit);
   return NestFactory.create<NestFastifyApplication>(MockOpenAIModule.forRoot(options), adapter, {

@@ -1,3 +1,4 @@
+export * from './dto-instance';
 export * from './openai-error';
 export * from './openai-exception.filter';
 export * from './openai-validation';

@@ -1,4 +1,6 @@
-import { HttpStatus, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { HttpStatus, type Type, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { instanceToPlain } from 'class-transformer';
+import { toDtoInstance } from './dto-instance';
 import { OpenAIException } from './openai-error';
 
 /** Walks to the first failing leaf and names it the way OpenAI does (`messages[0].role`). */
@@ -31,10 +33,25 @@ export function validationException(errors: readonly ValidationError[]): OpenAIE
   return new OpenAIException(HttpStatus.BAD_REQUEST, { ...problem, code: 'invalid_value' });
 }
 
+/** The same answer for a field checked outside class-validator: `Invalid '<param>': <why>.` */
+export function invalidValueException(param: string, why: string): OpenAIException {
+  return new OpenAIException(HttpStatus.BAD_REQUEST, {
+    message: `Invalid '${param}': ${why}.`,
+    param,
+    code: 'invalid_value',
+  });
+}
+
 /** Validates DTO parameters strictly (admin API) and answers in the OpenAI error shape. */
 export function createOpenAIValidationPipe(): ValidationPipe {
   return new ValidationPipe({
     transform: true,
+    // Bounded work on whatever a client sends (see toDtoInstance).
+    transformerPackage: {
+      plainToInstance: <T>(type: Type<T>, plain: unknown) =>
+        toDtoInstance(type as Type<object>, plain) as T,
+      classToPlain: (value) => instanceToPlain(value),
+    },
     whitelist: true,
     forbidNonWhitelisted: true,
     forbidUnknownValues: true,

@@ -115,6 +115,8 @@ export abstract class AppConfig {
   abstract readonly port: number;
   abstract readonly logLevel: LogLevel;
   abstract readonly bodyLimitBytes: number;
+  /** On SIGTERM/SIGINT: how long in-flight requests and streams may run before being cut. */
+  abstract readonly shutdownGraceMs: number;
   abstract readonly store: StoreConfig;
   abstract readonly health: HealthConfig;
   /** Bearer token for the admin API; unset = the admin API is open (refused in production). */

@@ -161,6 +161,17 @@ describe('loadAppConfig', () => {
     }
   });
 
+  it('reads the shutdown grace period', () => {
+    expect(loadAppConfig({}).shutdownGraceMs).toBe(10_000);
+    expect(loadAppConfig({ SHUTDOWN_GRACE_MS: '0' }).shutdownGraceMs).toBe(0);
+    expect(loadAppConfig({ SHUTDOWN_GRACE_MS: ' 2500 ' }).shutdownGraceMs).toBe(2500);
+    for (const value of ['-1', '1.5', 'soon', '600001']) {
+      expect(() => loadAppConfig({ SHUTDOWN_GRACE_MS: value })).toThrow(
+        /^\s+- SHUTDOWN_GRACE_MS:/m,
+      );
+    }
+  });
+
   it('returns a frozen object', () => {
     const config = loadAppConfig({});
     expect(Object.isFrozen(config)).toBe(true);

@@ -205,6 +205,8 @@ class EnvironmentVariables {
   })
   CORS_ORIGINS?: string;
   @IntInRange(1024, 1024 * 1024) MAX_HEADER_SIZE?: number;
+  /** 0: abort what is in flight at once; the cap keeps it inside any orchestrator's patience. */
+  @IntInRange(0, 600_000) SHUTDOWN_GRACE_MS?: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -247,6 +249,7 @@ export const CONFIG_DEFAULTS = {
   LIMITER_MODE: 'enforce',
   // Node's own default: 16 KiB for the request line and every header together.
   MAX_HEADER_SIZE: 16 * 1024,
+  SHUTDOWN_GRACE_MS: 10_000,
 } as const;
 
 export class ConfigValidationError extends Error {
@@ -304,6 +307,7 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
     port: env.PORT ?? d.PORT,
     logLevel: env.LOG_LEVEL ?? d.LOG_LEVEL,
     bodyLimitBytes: env.BODY_LIMIT ?? d.BODY_LIMIT,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS ?? d.SHUTDOWN_GRACE_MS,
     adminToken: env.ADMIN_TOKEN,
     sentryDsn: env.SENTRY_DSN,
     health: {

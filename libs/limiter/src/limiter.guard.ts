@@ -8,14 +8,15 @@ import {
   Optional,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   BUCKET_STORE,
   type BucketSnapshot,
+  type BudgetScopeType,
   type BucketStore,
   BucketStoreUnavailableError,
+  MAX_TOKENS,
   type ReserveRejected,
   type ReserveRequest,
   type ReserveResult,
@@ -27,6 +28,7 @@ import {
   OpenAIException,
   type RequestTelemetry,
   telemetryOf,
+  toDtoInstance,
   validationException,
 } from '@tokenguard/common';
 import { AppConfig } from '@tokenguard/config';
@@ -55,6 +57,8 @@ export const DEGRADED_HEADER = 'x-tokenguard-degraded';
 
 const DEGRADED_OUTCOMES = { open: 'degraded_open', local: 'degraded_local' } as const;
 const STORE_UNAVAILABLE = { reason: 'store_unavailable', scopeType: 'store' } as const;
+/** nginx's status for a request its client abandoned; nobody receives it. */
+const CLIENT_CLOSED_REQUEST = 499;
 
 /**
  * Runs before every charged handler: validates the body and identity, estimates the cost and
@@ -104,16 +108,34 @@ export class LimiterGuard implements CanActivate {
     const estimate = profile.estimate(body, this.estimator);
     const estimatorMs = performance.now() - estimatingSince;
     telemetry.model = modelLabel(estimate.model);
+    if (!(estimate.totalTokens <= MAX_TOKENS)) {
+      // max_tokens × n (× prompts) past what any budget can hold: it could never run, and the
+      // figure must not reach the store (which refuses it) nor the token counters (Infinity).
+      // Identity scopes only (learned upstream limits join at reserve time).
+      const label = { scopeType: scopes[0].type as BudgetScopeType, reason: 'too_large' } as const;
+      telemetry.outcome = 'rejected';
+      telemetry.rejection = label;
+      this.metrics.rejected(label.scopeType, label.reason);
+      throw beyondEveryBudget(estimate.totalTokens);
+    }
     telemetry.estimatedTokens = estimate.totalTokens;
     this.metrics.estimated(telemetry, estimate.totalTokens, estimate.exact, estimatorMs);
 
     const reservationId = randomUUID();
     // The model's learned provider limits, when there are any, join the same reservation.
     const upstream = this.upstreamLimits?.chargesFor(estimate.model);
-    const result = await this.reserve(
-      telemetry,
-      withUpstreamCharges({ reservationId, scopes, tokens: estimate.totalTokens }, upstream),
-    );
+    // Open from here until settled, so that a shutdown waits for reserves still in flight.
+    this.settlement.opened(reservationId);
+    let result: ReserveResult | undefined;
+    try {
+      result = await this.reserve(
+        telemetry,
+        withUpstreamCharges({ reservationId, scopes, tokens: estimate.totalTokens }, upstream),
+      );
+    } catch (error) {
+      this.settlement.abandoned(reservationId);
+      throw error;
+    }
     const shadow = this.config.limiterMode === 'shadow';
     if (result === undefined || (!result.admitted && shadow)) {
       // Shadow mode: report what enforcement would refuse, then let the request through.
@@ -132,6 +154,7 @@ export class LimiterGuard implements CanActivate {
       return true;
     }
     if (!result.admitted) {
+      this.settlement.abandoned(reservationId);
       const label = rejectionLabel(result);
       telemetry.outcome = 'rejected';
       telemetry.rejection = label;
@@ -160,8 +183,29 @@ export class LimiterGuard implements CanActivate {
     if (tightest) void reply.headers(rateLimitHeaders(tightest));
     // Streams settle here, when the response closes (completed or client gone); for every
     // other request this is the safety net that no path leaves a reservation open.
-    reply.raw.once('close', () => void this.settlement.settle(rateLimit));
+    this.settleOnClose(reply, rateLimit);
     return true;
+  }
+
+  /**
+   * Settles when the response closes. A client that left while the reservation was being
+   * taken (or a shutdown that cut it) has closed it already and 'close' will not come again:
+   * settle now (nothing was sent upstream, so a full refund) and skip the handler.
+   */
+  private settleOnClose(reply: FastifyReply, rateLimit: RateLimitContext): void {
+    if (!reply.raw.destroyed) {
+      reply.raw.once('close', () => {
+        rateLimit.responseClosed = true;
+        // Mid-handler, the SettlementInterceptor settles once the upstream call has ended.
+        if (!rateLimit.inHandler) void this.settlement.settle(rateLimit);
+      });
+      return;
+    }
+    void this.settlement.settle(rateLimit);
+    throw new OpenAIException(CLIENT_CLOSED_REQUEST, {
+      message: 'The client closed the connection before the request was sent upstream.',
+      code: 'client_closed_request',
+    });
   }
 
   /**
@@ -182,7 +226,7 @@ export class LimiterGuard implements CanActivate {
     attachRateLimitContext(request, rateLimit);
     void reply.header(SHADOW_HEADER, wouldReject(label));
     if (bucket) void reply.headers(rateLimitHeaders(bucket));
-    reply.raw.once('close', () => void this.settlement.settle(rateLimit));
+    this.settleOnClose(reply, rateLimit);
   }
 
   /**
@@ -218,7 +262,7 @@ export class LimiterGuard implements CanActivate {
         'invalid_json',
       );
     }
-    const body = plainToInstance(profile.dto, raw);
+    const body = toDtoInstance(profile.dto, raw);
     const errors = validateSync(body, { forbidUnknownValues: false, stopAtFirstError: true });
     if (errors.length > 0) throw validationException(errors);
     profile.check?.(body);
@@ -249,6 +293,17 @@ function failingBucket(result: ReserveResult): BucketSnapshot | undefined {
   return result.buckets.find(
     (b) => b.scope.type === result.scope.type && b.scope.id === result.scope.id,
   );
+}
+
+function beyondEveryBudget(requested: number): OpenAIException {
+  return new OpenAIException(HttpStatus.TOO_MANY_REQUESTS, {
+    message:
+      `Request too large: it needs up to ${requested} tokens, more than any budget can hold ` +
+      `(${MAX_TOKENS}). Lower max_tokens (or n).`,
+    type: 'tokens',
+    code: 'request_too_large',
+    headers: { 'x-should-retry': 'false' },
+  });
 }
 
 function rejection(result: ReserveRejected, requested: number): OpenAIException {

@@ -40,6 +40,16 @@ export class RateLimitContext {
    * reserved (as it would not have run under enforcement, it must not spend the buckets).
    */
   shadowRejected = false;
+  /**
+   * The route handler, and so the upstream call, is running. A response that closes meanwhile
+   * (the client left) is settled by the SettlementInterceptor when the handler ends, to what
+   * the call cost: the provider generates, and bills, an answer nobody reads.
+   */
+  inHandler = false;
+  /** The response has closed: sent, or the client gone. */
+  responseClosed = false;
+  /** Waiting for the handler to end (only when someone asked while it ran). */
+  private handlerWaiters: (() => void)[] | undefined;
 
   constructor(
     readonly route: string,
@@ -71,6 +81,23 @@ export class RateLimitContext {
    */
   recordStream(outcome: () => SettlementOutcome): void {
     this.streamOutcome = outcome;
+  }
+
+  /** The handler starts (see `inHandler`). */
+  enterHandler(): void {
+    this.inHandler = true;
+  }
+
+  /** The handler has ended, with a result or an error. */
+  leaveHandler(): void {
+    this.inHandler = false;
+    for (const wake of this.handlerWaiters?.splice(0) ?? []) wake();
+  }
+
+  /** Resolves once the handler has ended; at once when it is not running. */
+  handlerEnded(): Promise<void> {
+    if (!this.inHandler) return Promise.resolve();
+    return new Promise((resolve) => (this.handlerWaiters ??= []).push(resolve));
   }
 
   /** Whether the store holds a reservation to settle (not when admitted uncounted). */

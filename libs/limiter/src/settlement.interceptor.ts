@@ -35,14 +35,20 @@ export class SettlementInterceptor implements NestInterceptor {
       if (tightest && !reply.sent) void reply.headers(rateLimitHeaders(tightest, refunded));
     };
 
+    // A client that leaves from here on does not settle the request (see LimiterGuard): the
+    // upstream call goes on, so it is settled below, to what it cost, once it has ended.
+    rateLimit.enterHandler();
     return next.handle().pipe(
       mergeMap(async (body: unknown) => {
-        // A stream is still running: it settles when the response closes (see LimiterGuard).
-        if (!rateLimit.streaming) await settleAndReport();
+        rateLimit.leaveHandler();
+        // A stream still running settles when the response closes (see LimiterGuard); one
+        // whose client has left already, now.
+        if (!rateLimit.streaming || rateLimit.responseClosed) await settleAndReport();
         return body;
       }),
       // No recorded outcome means nothing was consumed upstream: settle() refunds in full.
       catchError((error: unknown) => {
+        rateLimit.leaveHandler();
         // Admitted, then failed (upstream down, a bug): the request log and metrics say so.
         if (!(error instanceof HttpException) || error.getStatus() >= 500) {
           rateLimit.telemetry.outcome = 'error';

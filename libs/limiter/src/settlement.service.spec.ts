@@ -121,6 +121,42 @@ describe('SettlementService', () => {
     expect(context.telemetry).toMatchObject({ settlement: 'complete', chargedTokens: 0 });
     expect(settled).toHaveBeenCalledWith(context.telemetry, 100, undefined, false);
   });
+
+  describe('open reservations (what a shutdown waits for)', () => {
+    it('counts a reservation from before it is taken until the store has settled it', async () => {
+      const { service, settle, context } = setup();
+      let answer: (result: SettleResult) => void = () => undefined;
+      settle.mockReturnValueOnce(new Promise((resolve) => (answer = resolve)));
+      service.opened('r-1');
+      service.opened('r-refused');
+      expect(service.openReservations).toBe(2);
+      service.abandoned('r-refused');
+      context.recordUsage(50);
+      const settling = service.settle(context);
+      expect(service.openReservations).toBe(1);
+      const waiting = service.whenSettled(5000);
+      answer({ applied: true, refunded: 50 });
+      await settling;
+      await expect(waiting).resolves.toBe(0);
+      expect(service.openReservations).toBe(0);
+    });
+
+    it('gives up waiting after the timeout, saying how many are still open', async () => {
+      const { service } = setup();
+      await expect(service.whenSettled(10)).resolves.toBe(0);
+      service.opened('r-stuck');
+      await expect(service.whenSettled(10)).resolves.toBe(1);
+    });
+
+    it('closes a reservation whose settlement failed in the store (it expires there)', async () => {
+      const { service, settle, context } = setup();
+      settle.mockRejectedValueOnce(new Error('store down'));
+      jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      service.opened('r-1');
+      await service.settle(context);
+      expect(service.openReservations).toBe(0);
+    });
+  });
 });
 
 describe('settlementLabel', () => {

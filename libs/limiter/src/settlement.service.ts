@@ -11,6 +11,9 @@ const NOT_APPLIED: SettleResult = { applied: false, refunded: 0 };
 @Injectable()
 export class SettlementService {
   private readonly logger = new Logger(SettlementService.name);
+  /** Reservations being taken or held and not yet settled: what a shutdown waits for. */
+  private readonly open = new Set<string>();
+  private readonly waiters = new Set<() => void>();
 
   constructor(
     private readonly config: AppConfig,
@@ -21,6 +24,39 @@ export class SettlementService {
   /** Tokens the request is finally charged, from what the upstream call reported. */
   actualTokens(context: RateLimitContext): number {
     return this.chargeFor(context, context.resolveOutcome());
+  }
+
+  /** The guard is about to reserve under this id: open until it is settled or abandoned. */
+  opened(reservationId: string): void {
+    this.open.add(reservationId);
+  }
+
+  /** Nothing is held under this id after all (refused, or the store failed). */
+  abandoned(reservationId: string): void {
+    this.release(reservationId);
+  }
+
+  /** Reservations being taken or held that are not settled yet. */
+  get openReservations(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Resolves once no reservation is open (taken and not yet settled in the store), or after
+   * `timeoutMs`; answers how many are still open.
+   */
+  async whenSettled(timeoutMs: number): Promise<number> {
+    if (this.open.size === 0) return 0;
+    let wake: () => void = () => undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      this.waiters.add(wake);
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    this.waiters.delete(wake);
+    clearTimeout(timer);
+    return this.open.size;
   }
 
   settle(context: RateLimitContext): Promise<SettleResult> {
@@ -41,8 +77,15 @@ export class SettlementService {
       outcome?.kind === 'usage' ? outcome.usage : undefined,
       held,
     );
-    context.settlement = held ? this.apply(context, actual) : Promise.resolve(NOT_APPLIED);
+    const settlement = held ? this.apply(context, actual) : Promise.resolve(NOT_APPLIED);
+    // apply() never rejects: the reservation is closed whether or not the store took it.
+    context.settlement = settlement.finally(() => this.release(context.reservationId));
     return context.settlement;
+  }
+
+  private release(reservationId: string): void {
+    if (!this.open.delete(reservationId) || this.open.size > 0) return;
+    for (const wake of this.waiters) wake();
   }
 
   private chargeFor(context: RateLimitContext, outcome: SettlementOutcome | undefined): number {

@@ -1,4 +1,5 @@
 export * from './dto/chat-completion.dto';
+export * from './dto/chat-messages';
 export * from './openai-proxy.module';
 export * from './openai-proxy.service';
 export * from './upstream-errors';

@@ -123,6 +123,8 @@ export class OpenAIProxyService implements OnModuleDestroy {
   private readonly policy: IPolicy;
   private readonly streamIdleTimeoutMs: number;
   private readonly listeners: UpstreamAnswerListener[] = [];
+  /** Calls cut by a shutdown are not the upstream failing. */
+  private aborting = false;
 
   constructor(
     config: AppConfig,
@@ -240,8 +242,17 @@ export class OpenAIProxyService implements OnModuleDestroy {
     };
   }
 
+  /**
+   * Aborts every upstream call still in flight (a shutdown past its grace period): their
+   * clients are gone, and waiting for them could take up to UPSTREAM_TIMEOUT_MS.
+   */
+  async abortInFlight(): Promise<void> {
+    this.aborting = true;
+    if (this.pool && !this.pool.destroyed) await this.pool.destroy();
+  }
+
   async onModuleDestroy(): Promise<void> {
-    await this.pool?.close();
+    if (this.pool && !this.pool.destroyed && !this.pool.closed) await this.pool.close();
   }
 
   /** Sends the request and waits for the response headers, under the breaker and deadline. */
@@ -378,8 +389,8 @@ export class OpenAIProxyService implements OnModuleDestroy {
 
   private failed(request: UpstreamRequest, error: unknown, sentAt: number): void {
     const kind = upstreamErrorKind(error);
-    // The caller's own cancellation is not the upstream failing.
-    if (kind === undefined || request.signal?.aborted) return;
+    // The caller's own cancellation (or a shutdown's) is not the upstream failing.
+    if (kind === undefined || request.signal?.aborted || this.aborting) return;
     this.metrics.upstreamFailed(kind);
     const telemetry = request.telemetry;
     if (!telemetry) return;

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { telemetryOf } from '@tokenguard/common';
 import { rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
+import { CLIENT_CLOSED_REQUEST } from '@tokenguard/metrics';
 import { PinoLogger } from 'nestjs-pino';
 import { requestContext } from './request-context';
 
@@ -39,7 +40,11 @@ async function writeSummary(
   // 30 = info; skip the work entirely when the summary line would be dropped.
   if (log.levelVal > 30) return;
   const rateLimit = rateLimitContextOf(request);
-  if (rateLimit) await settlement.settle(rateLimit);
+  if (rateLimit) {
+    // A client that left mid-call: the upstream call ends, and settles, first.
+    await rateLimit.handlerEnded();
+    await settlement.settle(rateLimit);
+  }
   const t = telemetryOf(request);
   const durationMs = performance.now() - t.startedAt;
   log.info(
@@ -47,7 +52,8 @@ async function writeSummary(
       requestId: request.id,
       method: request.method,
       route: t.route,
-      status: reply.statusCode,
+      // Like the metrics: a response the client left before its first byte is a 499.
+      status: reply.raw.headersSent ? reply.statusCode : CLIENT_CLOSED_REQUEST,
       outcome: t.outcome,
       model: t.model,
       scopes: t.scopeTypes,

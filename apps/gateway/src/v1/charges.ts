@@ -1,6 +1,8 @@
+import { invalidValueException } from '@tokenguard/common';
 import type { ChargeProfile } from '@tokenguard/limiter';
 import {
   ChatCompletionRequestDto,
+  chatMessagesProblem,
   CompletionRequestDto,
   EmbeddingRequestDto,
   ResponseRequestDto,
@@ -10,6 +12,10 @@ import {
 export const CHAT_COMPLETION_CHARGE: ChargeProfile<ChatCompletionRequestDto> = {
   name: 'chat.completions',
   dto: ChatCompletionRequestDto,
+  check: (body) => {
+    const problem = chatMessagesProblem(body.messages);
+    if (problem) throw invalidValueException(problem.param, problem.message);
+  },
   estimate: (body, estimator) => estimator.estimateChat(body),
 };
 

@@ -5,7 +5,8 @@ import { ClientRoute } from '@tokenguard/auth';
 import { OpenAIException, telemetryOf } from '@tokenguard/common';
 import { OpenAIProxyService } from '@tokenguard/openai-proxy';
 
-const MODEL_ID = /^[A-Za-z0-9._:-]{1,256}$/;
+/** `.` and `..` alone would make the upstream path `/models/..`: another endpoint, not a model. */
+const MODEL_ID = /^(?!\.\.?$)[A-Za-z0-9._:-]{1,256}$/;
 
 /** The provider's model list, passed through; nothing is generated, so nothing is charged. */
 @ApiTags('openai')

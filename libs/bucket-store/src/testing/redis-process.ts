@@ -141,3 +141,20 @@ export async function stopRedisServer(dir: string, port: number): Promise<void> 
   while (pidAlive(pid) && Date.now() < waitUntil) await sleep(50);
   if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
 }
+
+/**
+ * Kill the server started by spawnRedisServer on `port` with SIGKILL, as a crash would: no
+ * SHUTDOWN, clients see their connections reset. Resolves once the pid has exited.
+ */
+export async function killRedisServer(dir: string, port: number): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(pidFile(dir, port), 'utf8')).trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return;
+  process.kill(pid, 'SIGKILL');
+  const waitUntil = Date.now() + 5_000;
+  while (pidAlive(pid) && Date.now() < waitUntil) await sleep(20);
+}

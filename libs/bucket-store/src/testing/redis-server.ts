@@ -1,7 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LOCALHOST, freePorts, spawnRedisServer, stopRedisServer } from './redis-process';
+import {
+  LOCALHOST,
+  freePorts,
+  killRedisServer,
+  spawnRedisServer,
+  stopRedisServer,
+} from './redis-process';
 
 /** A throw-away single `redis-server` that a test may stop and start again. */
 export interface RedisServerHandle {
@@ -10,6 +16,8 @@ export interface RedisServerHandle {
   readonly url: string;
   /** Stop the server (its data is lost: no persistence). */
   pause(): Promise<void>;
+  /** Kill it with SIGKILL, like a crash (its data is lost); `resume()` starts it again. */
+  kill(): Promise<void>;
   /** Start it again on the same port. */
   resume(): Promise<void>;
   /** Stop it for good and delete its directory. Safe to call twice. */
@@ -38,10 +46,16 @@ export async function startRedisServer(timeoutMs = 15_000): Promise<RedisServerH
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+  const kill = async () => {
+    if (!running) return;
+    running = false;
+    await killRedisServer(dir, port);
+  };
   return {
     port,
     url: `redis://${LOCALHOST}:${port}`,
     pause,
+    kill,
     resume,
     stop: async () => {
       if (stopped) return;

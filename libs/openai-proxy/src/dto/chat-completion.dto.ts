@@ -12,57 +12,27 @@ import {
   Max,
   MaxLength,
   Min,
-  ValidateBy,
   ValidateNested,
-  type ValidationOptions,
 } from 'class-validator';
 
-const isContentPart = (part: unknown): boolean =>
-  part !== null &&
-  typeof part === 'object' &&
-  typeof (part as { type?: unknown }).type === 'string';
-
-/** `content` is a string, null, or an array of typed parts (text, image_url, input_audio…). */
-function IsMessageContent(options?: ValidationOptions): PropertyDecorator {
-  return ValidateBy(
-    {
-      name: 'isMessageContent',
-      validator: {
-        validate: (value: unknown) =>
-          value === null ||
-          typeof value === 'string' ||
-          (Array.isArray(value) && value.every(isContentPart)),
-        defaultMessage: () => 'must be a string, null, or an array of content parts with a type',
-      },
-    },
-    options,
-  );
-}
-
 /**
- * Only what the gateway relies on is checked (the estimator reads these fields); everything else
- * is forwarded untouched and validated by the provider, which is the authority on its own API.
+ * One message, as documented in the OpenAPI document. Its fields are checked by
+ * chatMessagesProblem (see chat-messages.ts), in one pass over the whole list: only what the
+ * gateway relies on (the estimator reads these fields); everything else is forwarded untouched
+ * and validated by the provider, which is the authority on its own API.
  */
 export class ChatMessageDto {
   @ApiProperty({ example: 'user', description: 'system, developer, user, assistant, tool…' })
-  @IsString()
-  @IsNotEmpty()
   role!: string;
 
   @ApiPropertyOptional({
     example: 'Hello!',
     description: 'A string, null, or an array of content parts ({type: "text", text}, …)',
   })
-  @IsOptional()
-  @IsMessageContent()
   content?: string | Array<Record<string, unknown>> | null;
 
-  @IsOptional()
-  @IsString()
   name?: string | null;
 
-  @IsOptional()
-  @IsArray()
   tool_calls?: unknown[] | null;
 }
 
@@ -79,11 +49,10 @@ export class ChatCompletionRequestDto {
   @MaxLength(256)
   model!: string;
 
+  /** Each message is checked by chatMessagesProblem (CHAT_COMPLETION_CHARGE runs it). */
   @ApiProperty({ type: [ChatMessageDto] })
   @IsArray()
   @ArrayMinSize(1)
-  @ValidateNested({ each: true })
-  @Type(() => ChatMessageDto)
   messages!: ChatMessageDto[];
 
   @ApiPropertyOptional({ example: 50, description: 'Output allowance (else the gateway default)' })

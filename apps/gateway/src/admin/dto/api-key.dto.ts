@@ -12,6 +12,7 @@ import {
   Min,
 } from 'class-validator';
 import { IDENTITY_PATTERN } from '@tokenguard/limiter';
+import { IsOmittable } from './omittable.decorator';
 
 const IDENTITY = { pattern: '^[A-Za-z0-9._@+-]{1,128}$' } as const;
 const IDENTITY_MESSAGE = 'must be 1-128 characters from A-Z a-z 0-9 . _ @ + -';
@@ -24,7 +25,7 @@ class ExpiryFields {
     example: '2030-01-01T00:00:00Z',
     description: 'When the key stops working (ISO 8601). Give this or ttlSeconds, not both.',
   })
-  @IsOptional()
+  @IsOmittable()
   @IsISO8601({ strict: true }, { message: 'expiresAt must be an ISO 8601 date and time' })
   expiresAt?: string;
 
@@ -34,7 +35,7 @@ class ExpiryFields {
     maximum: MAX_TTL_SECONDS,
     description: 'Seconds from now until the key stops working (0: at once).',
   })
-  @IsOptional()
+  @IsOmittable()
   @IsInt({ message: 'ttlSeconds must be a whole number' })
   @Min(0)
   @Max(MAX_TTL_SECONDS)
@@ -48,25 +49,25 @@ export class CreateApiKeyDto extends ExpiryFields {
   user!: string;
 
   @ApiPropertyOptional({ example: 'blue', ...IDENTITY })
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @Matches(IDENTITY_PATTERN, { message: `team ${IDENTITY_MESSAGE}` })
   team?: string;
 
   @ApiPropertyOptional({ example: 'engineering', ...IDENTITY })
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @Matches(IDENTITY_PATTERN, { message: `rolegroup ${IDENTITY_MESSAGE}` })
   rolegroup?: string;
 
   @ApiPropertyOptional({ example: 'developer', ...IDENTITY })
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @Matches(IDENTITY_PATTERN, { message: `role ${IDENTITY_MESSAGE}` })
   role?: string;
 
   @ApiPropertyOptional({ example: 'alice laptop', maxLength: 200 })
-  @IsOptional()
+  @IsOmittable()
   @IsString()
   @MaxLength(200)
   // Printable text only: it ends up in logs.
@@ -79,7 +80,7 @@ export class SetApiKeyExpiryDto extends ExpiryFields {
     description: 'true: the key never expires (clears any expiry).',
     example: false,
   })
-  @IsOptional()
+  @IsOmittable()
   @IsBoolean({ message: 'never must be true or false' })
   never?: boolean;
 }

@@ -1,16 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsIn,
-  IsNumber,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  ValidateIf,
-} from 'class-validator';
+import { IsIn, IsNumber, IsString, Matches, Max, Min, ValidateIf } from 'class-validator';
 import { BUDGET_SCOPE_TYPES, type BudgetScopeType, MAX_TOKENS } from '@tokenguard/bucket-store';
 import { IDENTITY_PATTERN } from '@tokenguard/limiter';
+import { IsOmittable } from './omittable.decorator';
 
 const FINITE = { allowNaN: false, allowInfinity: false } as const;
 
@@ -42,7 +34,7 @@ export class SetBudgetDto {
     minimum: 0,
     description: 'Refill speed in tokens per second; unchanged when omitted.',
   })
-  @IsOptional()
+  @IsOmittable()
   @IsNumber(FINITE, { message: 'refillPerSec must be a number' })
   @Min(0)
   @Max(MAX_TOKENS)

@@ -1,0 +1,83 @@
+import type { Type } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { getMetadataStorage, ValidationTypes } from 'class-validator';
+
+/** Per DTO class: the properties validated as nested DTOs, and the class of each. */
+const nestedTypesOf = new WeakMap<Type<object>, ReadonlyMap<string, Type<object>>>();
+
+/**
+ * The DTO instance class-validator checks, built from parsed JSON without walking all of it.
+ *
+ * class-transformer's plainToInstance visits every value of its input, however deep and long:
+ * a body of half a million token ids took two seconds of blocked event loop, and an object
+ * with a `constructor` key threw. Here it only sees the primitive fields, where its
+ * conversions apply (`@Type(() => Number)` on a query). Arrays and objects are kept as they
+ * came, for the validators to judge, except the properties a DTO validates as nested DTOs
+ * (`@ValidateNested` with `@Type`): those are built the same way, element by element.
+ */
+export function toDtoInstance<T extends object>(dto: Type<T>, plain: unknown): T {
+  // Anything but an object is refused by validation: left as it is for it.
+  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) return plain as T;
+  const scalars: Array<[string, unknown]> = [];
+  const structured: Array<[string, object]> = [];
+  for (const [key, value] of Object.entries(plain)) {
+    if (value !== null && typeof value === 'object') structured.push([key, value as object]);
+    else scalars.push([key, value]);
+  }
+  const instance = plainToInstance(dto, Object.fromEntries(scalars));
+  return withStructured(instance, dto, structured);
+}
+
+/**
+ * A nested DTO: its fields as they came, on an instance of its class. No conversion: the
+ * nested DTOs of request bodies declare none, and there may be a great many of them.
+ */
+function toNestedInstance(type: Type<object>, plain: unknown): unknown {
+  if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) return plain;
+  const instance = Object.create(type.prototype as object) as object;
+  return withStructured(instance, type, Object.entries(plain));
+}
+
+function withStructured<T extends object>(
+  instance: T,
+  dto: Type<object>,
+  fields: ReadonlyArray<readonly [string, unknown]>,
+): T {
+  const nested = nestedTypes(dto);
+  for (const [key, value] of fields) {
+    const type = nested.get(key);
+    const built =
+      type === undefined
+        ? value
+        : Array.isArray(value)
+          ? value.map((item: unknown) => toNestedInstance(type, item))
+          : toNestedInstance(type, value);
+    // Defined, not assigned: no key can reach the instance's prototype.
+    Object.defineProperty(instance, key, {
+      value: built,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return instance;
+}
+
+function nestedTypes(dto: Type<object>): ReadonlyMap<string, Type<object>> {
+  let types = nestedTypesOf.get(dto);
+  if (types !== undefined) return types;
+  const found = new Map<string, Type<object>>();
+  for (const rule of getMetadataStorage().getTargetValidationMetadatas(dto, '', false, false)) {
+    if (rule.type !== ValidationTypes.NESTED_VALIDATION || found.has(rule.propertyName)) continue;
+    // Which class class-transformer's @Type builds for this property, asked on an empty value.
+    const probe = (plainToInstance(dto, { [rule.propertyName]: {} }) as Record<string, unknown>)[
+      rule.propertyName
+    ];
+    const type = (probe as object | undefined)?.constructor;
+    if (typeof type === 'function' && type !== Object)
+      found.set(rule.propertyName, type as Type<object>);
+  }
+  types = found;
+  nestedTypesOf.set(dto, types);
+  return types;
+}

@@ -1,39 +1,18 @@
-import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { Client } from 'undici';
 import request from 'supertest';
 import { chatBody, type Harness, startHarness, UPSTREAM_KEY } from './support/gateway-harness';
+import { LogSink as SharedLogSink } from './support/log-sink';
 
-/** Collects the gateway's JSON log lines. */
-class LogSink extends Writable {
-  readonly raw: string[] = [];
-
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.raw.push(
-      ...chunk
-        .toString()
-        .split('\n')
-        .filter((line) => line.trim() !== ''),
-    );
-    done();
-  }
-
-  get lines(): Array<Record<string, unknown>> {
-    return this.raw.map((line) => JSON.parse(line) as Record<string, unknown>);
-  }
-
+/** The shared sink, plus the per-request summary lines this file looks at. */
+class LogSink extends SharedLogSink {
   summaries(): Array<Record<string, unknown>> {
     return this.lines.filter((line) => line.msg === 'request completed');
   }
 
   /** The summary line is written just after the response closes: wait for it (≤ 1 s). */
-  async summaryOf(requestId: string): Promise<Record<string, unknown> | undefined> {
-    for (let i = 0; i < 50; i++) {
-      const line = this.summaries().find((l) => l.requestId === requestId);
-      if (line) return line;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return undefined;
+  summaryOf(requestId: string): Promise<Record<string, unknown> | undefined> {
+    return this.find((line) => line.msg === 'request completed' && line.requestId === requestId);
   }
 }
 

@@ -1,27 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-
-const ROOT = join(__dirname, '..', '..');
-const GATEWAY_MAIN = join(ROOT, 'dist/apps/gateway/apps/gateway/src/main.js');
-
-/** Newest modification time of the sources `nest build gateway` compiles. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== 'testing' && entry.name !== 'node_modules') {
-        newest = Math.max(newest, newestSource(path));
-      }
-    } else if (entry.name.endsWith('.ts') && !/\.(spec|e2e-spec)\.ts$/.test(entry.name)) {
-      newest = Math.max(newest, statSync(path).mtimeMs);
-    }
-  }
-  return newest;
-}
+import { GATEWAY_MAIN, newestSource, ROOT } from './build-freshness';
 
 /**
  * The built gateway is what runs (as `npm run start:prod` runs it): rebuilt first when dist/

@@ -139,8 +139,6 @@ describe('Redis faults, in every STORE_FAILURE_MODE', () => {
     const report = await checkInvariants(rig, results, {
       allowed: ['503 store_unavailable'],
       memory,
-      // Known bug, pinned by the `it.failing` below.
-      tolerateOpenReservations: true,
     });
     print('redis CLIENT PAUSE', report);
     expect(byMode(results, 'closed').some((r) => r.code === 'store_unavailable')).toBe(true);
@@ -150,22 +148,17 @@ describe('Redis faults, in every STORE_FAILURE_MODE', () => {
   });
 
   /*
-   * KNOWN BUG (libs/bucket-store, RedisBucketStore): a reserve that times out on the gateway is
-   * still executed by Redis once the pause ends. The gateway has meanwhile answered the call
-   * (503 in `closed`, admitted on local buckets or uncounted in `local`/`open`), so the shared
-   * buckets are charged for a call they never admitted and the reservation record stays until
-   * RESERVATION_TTL_SECONDS. Over-charging is the safe side, but with a budget that does not
-   * refill the tokens are lost. When it is fixed this test fails: make it a plain `it`.
+   * A reserve that times out on the gateway is still run by Redis once the pause ends, after
+   * the gateway has answered its call without it. The store keeps such reserves in doubt and
+   * settles them with 0 tokens when Redis answers again, so no record or charge is left.
    */
-  it.failing(
-    'Redis paused: no reservation record is left behind (known bug: late reserves)',
-    async () => {
-      const { results } = await pausedRun('ghost', 2500, 500, 1000);
-      const scopes = [...new Set(results.flatMap((r) => r.scopes))];
-      const quiet = await rig.quiet(scopes, 1000);
-      expect(quiet.openReservations).toEqual([]);
-    },
-  );
+  it('Redis paused: a reserve run after its timeout leaves no record or charge behind', async () => {
+    const { results } = await pausedRun('ghost', 2500, 500, 1000);
+    const scopes = [...new Set(results.flatMap((r) => r.scopes))];
+    const quiet = await rig.quiet(scopes, 1000);
+    expect(quiet.openReservations).toEqual([]);
+    expect(quiet.notFull).toEqual([]);
+  });
 
   it('SCRIPT FLUSH under traffic: scripts are reloaded (NOSCRIPT) without one failed call', async () => {
     const outagesBefore = await rig.outages();

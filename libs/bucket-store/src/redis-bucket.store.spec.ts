@@ -417,5 +417,66 @@ describeWithRedis('RedisBucketStore on Redis', probeRedisSync(URL), () => {
         await server.stop();
       }
     }, 30_000);
+
+    it('refunds a reserve that timed out but ran once Redis woke up', async () => {
+      const server = await startRedisServer();
+      const client = createRedisClient({ url: server.url, commandTimeoutMs: 300 });
+      client.on('error', () => undefined);
+      const own = new RedisBucketStore({ client, defaults: DEFAULTS, namespace: 'doubt' });
+      const reservation = redisKeys('doubt').reservation('late');
+      const pauser = createRedisClient({ url: server.url });
+      try {
+        await waitForRedisReady(client);
+        await pauser.call('CLIENT', 'PAUSE', '1500', 'ALL');
+        // Written to the socket, then given up on: the caller hears "unavailable"...
+        await expect(
+          own.reserve({ reservationId: 'late', scopes: [alice, red], tokens: 50 }),
+        ).rejects.toBeInstanceOf(BucketStoreUnavailableError);
+        expect(own.reservesInDoubt).toBe(1);
+
+        // ...but Redis runs it when it wakes up. The first answer after that releases it.
+        const deadline = Date.now() + 5_000;
+        while (own.reservesInDoubt > 0 && Date.now() < deadline) {
+          await own.ping().catch(() => undefined);
+          await sleep(50);
+        }
+        expect(own.reservesInDoubt).toBe(0);
+        expect((await own.getBucket(alice)).tokens).toBe(1_000);
+        expect((await own.getBucket(red)).tokens).toBe(10_000);
+        expect(await own.client.exists(reservation)).toBe(0);
+      } finally {
+        pauser.disconnect();
+        await own.close();
+        await server.stop();
+      }
+    }, 30_000);
+
+    it('lets a doubtful reserve that never reached Redis go without touching anything', async () => {
+      const server = await startRedisServer();
+      const client = createRedisClient({ url: server.url, commandTimeoutMs: 300 });
+      client.on('error', () => undefined);
+      const own = new RedisBucketStore({ client, defaults: DEFAULTS, namespace: 'doubt' });
+      try {
+        await waitForRedisReady(client);
+        await server.pause();
+        await expect(
+          own.reserve({ reservationId: 'lost', scopes: [alice], tokens: 50 }),
+        ).rejects.toBeInstanceOf(BucketStoreUnavailableError);
+        expect(own.reservesInDoubt).toBe(1);
+        await server.resume();
+        const deadline = Date.now() + 10_000;
+        while (own.reservesInDoubt > 0 && Date.now() < deadline) {
+          await own.ping().catch(() => undefined);
+          await sleep(50);
+        }
+        expect(own.reservesInDoubt).toBe(0);
+        // The refund found no record: nothing was credited above capacity or created.
+        expect((await own.getBucket(alice)).tokens).toBe(1_000);
+        expect(await own.client.dbsize()).toBe(0);
+      } finally {
+        await own.close();
+        await server.stop();
+      }
+    }, 30_000);
   });
 });

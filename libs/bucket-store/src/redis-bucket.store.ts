@@ -216,6 +216,14 @@ export class RedisBucketStore implements BucketStore {
   private readonly scopeCache = new Map<string, ScopeKeys>();
   /** Reservations this store made and has not settled yet, oldest first; see remember(). */
   private readonly open = new Map<string, OpenReservation>();
+  /**
+   * Reserves whose batch failed (a timeout, a lost connection) after it may have reached
+   * Redis, by id, with the performance.now() after which Redis has dropped any record anyway.
+   * The caller was told the store is unavailable, so if Redis ran the reserve all the same (a
+   * paused Redis runs it when the pause ends) its charge is refunded: see releaseInDoubt().
+   */
+  private readonly inDoubt = new Map<string, number>();
+  private releasing = false;
   private readonly reservationTtlMs: number;
   private closed = false;
 
@@ -433,6 +441,12 @@ export class RedisBucketStore implements BucketStore {
       if (this.client instanceof Cluster) await this.client.exists(`${this.keys.prefix}ping`);
       else await this.client.ping();
     });
+    this.releaseInDoubt();
+  }
+
+  /** Ids of reserves whose outcome is still in doubt (see releaseInDoubt()). */
+  get reservesInDoubt(): number {
+    return this.inDoubt.size;
   }
 
   /** Quit the client (unless `closeClient: false`) and resolve once it has closed. */
@@ -548,11 +562,13 @@ export class RedisBucketStore implements BucketStore {
     try {
       reply = await this.withDeadline(this.scripts.batch(keys.length, keys, args));
     } catch (err) {
+      this.doubt(entries);
       for (const entry of entries) {
         entry.reject(new BucketStoreUnavailableError(this.backend, entry.request.kind, err));
       }
       return;
     }
+    this.releaseInDoubt();
 
     // Decode every answer before giving any out: a reply of the wrong shape fails them all.
     const answers = new Array<BatchResult | Error>(entries.length);
@@ -604,6 +620,50 @@ export class RedisBucketStore implements BucketStore {
       }
       entries[i].resolve(answer);
     }
+  }
+
+  /** Note the reserves of a failed batch: Redis may run them after their caller gave up. */
+  private doubt(entries: readonly BatchEntry<BatchCall, BatchResult>[]): void {
+    const expiresAt = performance.now() + this.reservationTtlMs;
+    for (const { request } of entries) {
+      if (request.kind !== 'reserve') continue;
+      if (this.inDoubt.size >= MAX_OPEN_RESERVATIONS) {
+        // Bounded like `open`: the oldest doubt goes first (its charge then stays, the safe side).
+        this.inDoubt.delete(this.inDoubt.keys().next().value!);
+      }
+      this.inDoubt.set(request.reservationId, expiresAt);
+    }
+  }
+
+  /**
+   * Once Redis answers again, settle every reserve in doubt with 0 tokens. Redis runs the
+   * commands of one connection in order and drops a closed connection's unread ones, so by
+   * the time a later call has its answer a doubtful reserve has either run (its record is
+   * there and the settle refunds it in full) or never will (the settle finds no record and
+   * changes nothing). A settle that fails keeps its id for the next recovery; settles are
+   * applied once, so a repeat is harmless.
+   */
+  private releaseInDoubt(): void {
+    if (this.releasing || this.inDoubt.size === 0 || this.closed) return;
+    this.releasing = true;
+    const now = performance.now();
+    const pending: Promise<void>[] = [];
+    for (const [id, expiresAt] of this.inDoubt) {
+      if (expiresAt <= now) {
+        // Redis has dropped the record by now; the charge stays, as for any expired one.
+        this.inDoubt.delete(id);
+        continue;
+      }
+      pending.push(
+        this.settle(id, 0).then(
+          () => void this.inDoubt.delete(id),
+          () => undefined,
+        ),
+      );
+    }
+    void Promise.all(pending).finally(() => {
+      this.releasing = false;
+    });
   }
 
   /**

@@ -12,11 +12,6 @@ export interface Expectations {
   readonly storeResets?: number;
   /** Buckets that must read full after the quiet period (default: every scope called). */
   readonly scopes?: readonly ScopeKey[];
-  /**
-   * Report reservation records left in Redis instead of failing on them: only for the known
-   * bucket-store bug that a separate `it.failing` pins down (see redis.fault.ts).
-   */
-  readonly tolerateOpenReservations?: boolean;
 }
 
 export interface ScenarioReport {
@@ -83,7 +78,7 @@ export async function checkInvariants(
     problems.push(`reservations in flight: ${quiet.reservationsInFlight}`);
   }
   if (quiet.streamsInFlight !== 0) problems.push(`streams in flight: ${quiet.streamsInFlight}`);
-  if (quiet.openReservations.length > 0 && !expect.tolerateOpenReservations) {
+  if (quiet.openReservations.length > 0) {
     problems.push(
       `${quiet.openReservations.length} reservation records left in Redis: ` +
         quiet.openReservations.slice(0, 3).join(' | '),

@@ -88,6 +88,8 @@ interface Sample {
   nodeCpuUs: number;
   redisCpuUs: number;
   scriptCalls: number;
+  /** Microseconds Redis spent running scripts (INFO commandstats), parsing and replies aside. */
+  scriptUs: number;
 }
 
 interface Figures {
@@ -98,12 +100,16 @@ interface Figures {
   readonly nodeCpu: number;
   readonly redisCpu: number;
   readonly callsPerOp: number;
+  /** Redis CPU per operation, and the part of it spent inside scripts, in microseconds. */
+  readonly redisUsPerOp: number;
+  readonly scriptUsPerOp: number;
 }
 
 /** What Redis reports of its own work: CPU seconds and EVAL/EVALSHA calls so far. */
 interface RedisCounters {
   readonly cpuUs: number;
   readonly scriptCalls: number;
+  readonly scriptUs: number;
 }
 
 async function redisCounters(client: Redis): Promise<RedisCounters> {
@@ -112,9 +118,12 @@ async function redisCounters(client: Redis): Promise<RedisCounters> {
     Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
   const calls = (command: string) =>
     Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const usec = (command: string) =>
+    Number(new RegExp(`^cmdstat_${command}:calls=\\d+,usec=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
   return {
     cpuUs: (field('used_cpu_user') + field('used_cpu_sys')) * 1e6,
     scriptCalls: calls('evalsha') + calls('eval'),
+    scriptUs: usec('evalsha') + usec('eval'),
   };
 }
 
@@ -143,6 +152,7 @@ const newSample = (): Sample => ({
   nodeCpuUs: 0,
   redisCpuUs: 0,
   scriptCalls: 0,
+  scriptUs: 0,
 });
 
 /** `concurrency` loops calling `op` back to back for `ms`, recording every call's latency. */
@@ -177,6 +187,8 @@ function figures(sample: Sample): Figures {
     nodeCpu: sample.nodeCpuUs / seconds,
     redisCpu: sample.redisCpuUs / seconds,
     callsPerOp: sample.scriptCalls / sorted.length,
+    redisUsPerOp: sample.redisCpuUs / sorted.length,
+    scriptUsPerOp: sample.scriptUs / sorted.length,
   };
 }
 
@@ -195,6 +207,7 @@ async function measureAll(
       const after = await redisCounters(admin);
       samples[i].redisCpuUs += after.cpuUs - before.cpuUs;
       samples[i].scriptCalls += after.scriptCalls - before.scriptCalls;
+      samples[i].scriptUs += after.scriptUs - before.scriptUs;
     }
   }
   return samples.map(figures);
@@ -220,6 +233,8 @@ function row(name: string, concurrency: number, f: Figures, baseline?: Figures):
     percent(f.nodeCpu).padStart(6),
     percent(f.redisCpu).padStart(6),
     f.callsPerOp.toFixed(2).padStart(9),
+    f.redisUsPerOp.toFixed(1).padStart(10),
+    f.scriptUsPerOp.toFixed(1).padStart(10),
   ].join(' ');
 }
 
@@ -266,6 +281,8 @@ async function main(): Promise<void> {
       'node'.padStart(6),
       'redis'.padStart(6),
       'calls/op'.padStart(9),
+      'redis µs/op'.padStart(10),
+      'script µs'.padStart(10),
     ].join(' '),
   ];
   const verdicts: string[] = [];

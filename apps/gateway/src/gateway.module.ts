@@ -1,14 +1,9 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { BucketStoreModule } from '@tokenguard/bucket-store';
 import { createOpenAIValidationPipe, OpenAIExceptionFilter } from '@tokenguard/common';
 import { AppConfigModule, type AppConfigModuleOptions } from '@tokenguard/config';
-import {
-  LimiterGuard,
-  LimiterModule,
-  SettlementInterceptor,
-  translateStoreErrors,
-} from '@tokenguard/limiter';
+import { LimiterGuard, LimiterModule, translateStoreErrors } from '@tokenguard/limiter';
 import { HealthModule } from '@tokenguard/health';
 import { MetricsModule } from '@tokenguard/metrics';
 import { OpenAIProxyModule } from '@tokenguard/openai-proxy';
@@ -78,7 +73,6 @@ export class GatewayModule {
         // Admin authentication first: an unauthenticated admin call never touches a budget.
         { provide: APP_GUARD, useClass: AdminAuthGuard },
         { provide: APP_GUARD, useExisting: LimiterGuard },
-        { provide: APP_INTERCEPTOR, useExisting: SettlementInterceptor },
       ],
     };
   }

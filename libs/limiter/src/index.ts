@@ -5,7 +5,6 @@ export * from './limiter.module';
 export * from './rate-limit-context';
 export * from './rate-limit-headers';
 export * from './scope-resolver';
-export * from './settlement.interceptor';
 export * from './settlement.service';
 export * from './shadow-mode';
 export * from './store-errors';

@@ -196,7 +196,7 @@ export class LimiterGuard implements CanActivate {
     if (!reply.raw.destroyed) {
       reply.raw.once('close', () => {
         rateLimit.responseClosed = true;
-        // Mid-handler, the SettlementInterceptor settles once the upstream call has ended.
+        // Mid-handler, settleAfter() settles once the upstream call has ended.
         if (!rateLimit.inHandler) void this.settlement.settle(rateLimit);
       });
       return;

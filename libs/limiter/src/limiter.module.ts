@@ -2,12 +2,12 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '@tokenguard/config';
 import { EstimatorModule } from '@tokenguard/estimator';
 import { LimiterGuard } from './limiter.guard';
-import { SettlementInterceptor } from './settlement.interceptor';
 import { SettlementService } from './settlement.service';
 
 /**
  * The charging pipeline. Needs `AppConfig` and `BUCKET_STORE` from global modules; the app
- * registers the guard and interceptor globally (APP_GUARD / APP_INTERCEPTOR).
+ * registers the guard globally (APP_GUARD), and charged handlers run their upstream call
+ * through `SettlementService.settleAfter`.
  */
 @Module({
   imports: [
@@ -18,7 +18,7 @@ import { SettlementService } from './settlement.service';
       }),
     }),
   ],
-  providers: [LimiterGuard, SettlementInterceptor, SettlementService],
-  exports: [LimiterGuard, SettlementInterceptor, SettlementService],
+  providers: [LimiterGuard, SettlementService],
+  exports: [LimiterGuard, SettlementService],
 })
 export class LimiterModule {}

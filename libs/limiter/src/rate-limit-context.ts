@@ -42,7 +42,7 @@ export class RateLimitContext {
   shadowRejected = false;
   /**
    * The route handler, and so the upstream call, is running. A response that closes meanwhile
-   * (the client left) is settled by the SettlementInterceptor when the handler ends, to what
+   * (the client left) is settled by SettlementService.settleAfter when the handler ends, to what
    * the call cost: the provider generates, and bills, an answer nobody reads.
    */
   inHandler = false;

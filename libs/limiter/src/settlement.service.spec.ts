@@ -1,10 +1,11 @@
-import { Logger } from '@nestjs/common';
+import { BadRequestException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BucketStore, SettleResult } from '@tokenguard/bucket-store';
 import { loadAppConfig } from '@tokenguard/config';
 import type { TokenEstimate } from '@tokenguard/estimator';
 import { RequestTelemetry } from '@tokenguard/common';
 import { type GatewayMetrics, NoopGatewayMetrics } from '@tokenguard/metrics';
-import { RateLimitContext } from './rate-limit-context';
+import { attachRateLimitContext, RateLimitContext } from './rate-limit-context';
 import { SettlementService, settlementLabel } from './settlement.service';
 
 const estimate: TokenEstimate = {
@@ -16,6 +17,26 @@ const estimate: TokenEstimate = {
   exact: true,
 };
 
+/** A request carrying `context`, and a reply that records the headers set on it. */
+function exchange(context?: RateLimitContext) {
+  const request = {} as FastifyRequest;
+  if (context) attachRateLimitContext(request, context);
+  const headers: Record<string, unknown> = {};
+  const reply = {
+    sent: false,
+    headers: (set: Record<string, unknown>) => Object.assign(headers, set),
+  } as unknown as FastifyReply;
+  return { request, reply, headers };
+}
+
+const bucket = {
+  scope: { type: 'user', id: 'alice' },
+  tokens: 900,
+  capacity: 1_000,
+  refillPerSec: 1,
+  msUntilFull: 100_000,
+} as const;
+
 function setup(threshold = 0, metrics: GatewayMetrics = new NoopGatewayMetrics()) {
   const settle = jest.fn<Promise<SettleResult>, [string, number]>((_id, actual) =>
     Promise.resolve({ applied: true, refunded: 100 - actual }),
@@ -26,9 +47,68 @@ function setup(threshold = 0, metrics: GatewayMetrics = new NoopGatewayMetrics()
     store,
     metrics,
   );
-  const context = new RateLimitContext('chat.completions', 'r-1', estimate, [], []);
+  const context = new RateLimitContext('chat.completions', 'r-1', estimate, [], [bucket]);
   return { service, settle, context };
 }
+
+describe('SettlementService.settleAfter', () => {
+  it('settles to the usage the work recorded, and reports the real remaining tokens', async () => {
+    const { service, settle, context } = setup();
+    const { request, reply, headers } = exchange(context);
+    const result = await service.settleAfter(request, reply, () => {
+      expect(context.inHandler).toBe(true);
+      context.recordUsage(30);
+      return Promise.resolve('body');
+    });
+    expect(result).toBe('body');
+    expect(context.inHandler).toBe(false);
+    expect(settle).toHaveBeenCalledWith('r-1', 30);
+    // 900 left after reserving 100, then 70 of them refunded.
+    expect(headers['x-ratelimit-remaining-tokens']).toBe('970');
+  });
+
+  it('refunds in full and rethrows when the work fails; only a 5xx counts as an error', async () => {
+    for (const [error, outcome] of [
+      [new Error('upstream down'), 'error'],
+      [new BadRequestException('no'), 'admitted'],
+    ] as const) {
+      const { service, settle, context } = setup();
+      context.telemetry.outcome = 'admitted';
+      const { request, reply } = exchange(context);
+      await expect(service.settleAfter(request, reply, () => Promise.reject(error))).rejects.toBe(
+        error,
+      );
+      expect(settle).toHaveBeenCalledWith('r-1', 0);
+      expect(context.telemetry.outcome).toBe(outcome);
+    }
+  });
+
+  it('leaves a running stream to settle when its response closes', async () => {
+    const { service, settle, context } = setup();
+    const { request, reply } = exchange(context);
+    await service.settleAfter(request, reply, () => {
+      context.recordStream(() => ({ kind: 'usage', totalTokens: 10 }));
+      return Promise.resolve('relay');
+    });
+    expect(settle).not.toHaveBeenCalled();
+    // Its client gone before the handler ended: settled at once.
+    const gone = setup();
+    const other = exchange(gone.context);
+    await gone.service.settleAfter(other.request, other.reply, () => {
+      gone.context.recordStream(() => ({ kind: 'usage', totalTokens: 10 }));
+      gone.context.responseClosed = true;
+      return Promise.resolve('relay');
+    });
+    expect(gone.settle).toHaveBeenCalledWith('r-1', 10);
+  });
+
+  it('just runs the work of a request that charged nothing', async () => {
+    const { service, settle } = setup();
+    const { request, reply } = exchange();
+    await expect(service.settleAfter(request, reply, () => Promise.resolve(1))).resolves.toBe(1);
+    expect(settle).not.toHaveBeenCalled();
+  });
+});
 
 describe('SettlementService', () => {
   it('settles to the reported usage', async () => {

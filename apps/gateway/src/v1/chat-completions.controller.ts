@@ -2,7 +2,7 @@ import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nest
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ClientRoute } from '@tokenguard/auth';
-import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
+import { RateLimited, rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
 import {
   ChatCompletionRequestDto,
   CompletionRequestDto,
@@ -17,7 +17,10 @@ import { relayJson, relayStream, streamingBody } from './upstream-call';
 @ClientRoute()
 @Controller('v1')
 export class ChatCompletionsController {
-  constructor(private readonly proxy: OpenAIProxyService) {}
+  constructor(
+    private readonly proxy: OpenAIProxyService,
+    private readonly settlement: SettlementService,
+  ) {}
 
   @Post('chat/completions')
   @HttpCode(200)
@@ -58,7 +61,10 @@ export class ChatCompletionsController {
     const rateLimit = rateLimitContextOf(request);
     const call = { path, body: request.rawBody, requestId: request.id };
     const streamed = streamingBody(request.body, request.rawBody, { injectUsage: true });
-    if (!streamed) return relayJson(this.proxy, reply, rateLimit, call);
-    return relayStream(this.proxy, reply, rateLimit, { ...call, ...streamed, kind });
+    return this.settlement.settleAfter(request, reply, () =>
+      streamed
+        ? relayStream(this.proxy, reply, rateLimit, { ...call, ...streamed, kind })
+        : relayJson(this.proxy, reply, rateLimit, call),
+    );
   }
 }

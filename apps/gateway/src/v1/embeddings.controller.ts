@@ -2,7 +2,7 @@ import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nest
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ClientRoute } from '@tokenguard/auth';
-import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
+import { RateLimited, rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
 import { EmbeddingRequestDto, OpenAIProxyService } from '@tokenguard/openai-proxy';
 import { EMBEDDING_CHARGE } from './charges';
 import { OpenAIRoute } from './openai-route.decorator';
@@ -12,7 +12,10 @@ import { relayJson } from './upstream-call';
 @ClientRoute()
 @Controller('v1')
 export class EmbeddingsController {
-  constructor(private readonly proxy: OpenAIProxyService) {}
+  constructor(
+    private readonly proxy: OpenAIProxyService,
+    private readonly settlement: SettlementService,
+  ) {}
 
   @Post('embeddings')
   @HttpCode(200)
@@ -22,10 +25,12 @@ export class EmbeddingsController {
     @Req() request: RawBodyRequest<FastifyRequest>,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Buffer> {
-    return relayJson(this.proxy, reply, rateLimitContextOf(request), {
-      path: '/embeddings',
-      body: request.rawBody,
-      requestId: request.id,
-    });
+    return this.settlement.settleAfter(request, reply, () =>
+      relayJson(this.proxy, reply, rateLimitContextOf(request), {
+        path: '/embeddings',
+        body: request.rawBody,
+        requestId: request.id,
+      }),
+    );
   }
 }

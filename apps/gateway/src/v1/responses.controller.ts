@@ -2,7 +2,7 @@ import { Controller, HttpCode, Post, type RawBodyRequest, Req, Res } from '@nest
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ClientRoute } from '@tokenguard/auth';
-import { RateLimited, rateLimitContextOf } from '@tokenguard/limiter';
+import { RateLimited, rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
 import { OpenAIProxyService, ResponseRequestDto } from '@tokenguard/openai-proxy';
 import { RESPONSE_CHARGE } from './charges';
 import { OpenAIRoute } from './openai-route.decorator';
@@ -13,7 +13,10 @@ import { relayJson, relayStream, streamingBody } from './upstream-call';
 @ClientRoute()
 @Controller('v1')
 export class ResponsesController {
-  constructor(private readonly proxy: OpenAIProxyService) {}
+  constructor(
+    private readonly proxy: OpenAIProxyService,
+    private readonly settlement: SettlementService,
+  ) {}
 
   @Post('responses')
   @HttpCode(200)
@@ -30,7 +33,10 @@ export class ResponsesController {
     const rateLimit = rateLimitContextOf(request);
     const call = { path: '/responses', body: request.rawBody, requestId: request.id };
     const streamed = streamingBody(request.body, request.rawBody, { injectUsage: false });
-    if (!streamed) return relayJson(this.proxy, reply, rateLimit, call);
-    return relayStream(this.proxy, reply, rateLimit, { ...call, ...streamed, kind: 'response' });
+    return this.settlement.settleAfter(request, reply, () =>
+      streamed
+        ? relayStream(this.proxy, reply, rateLimit, { ...call, ...streamed, kind: 'response' })
+        : relayJson(this.proxy, reply, rateLimit, call),
+    );
   }
 }

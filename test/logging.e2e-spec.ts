@@ -109,7 +109,18 @@ describe('request logs', () => {
     expect(line?.chargedTokens).toBeLessThan(line?.estimatedTokens as number);
   });
 
-  it('binds the request id to every line written while serving the request', async () => {
+  it('puts the request id on an error line written while serving the request', async () => {
+    await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'log-alice', 'x-request-id': 'trace-dropped' })
+      .send(chatBody({ mock: { dropConnection: true } }))
+      .expect((res) => expect(res.status).toBeGreaterThanOrEqual(500));
+    await sink.summaryOf('trace-dropped');
+    const warning = sink.lines.find((l) => l.level === 40 && l.requestId === 'trace-dropped');
+    expect(warning?.msg).toMatch(/^POST \/v1\/chat\/completions → 5\d\d /);
+  });
+
+  it('puts the request id on the admin audit line', async () => {
     await request(h.url)
       .post('/config/budget')
       .set('x-request-id', 'trace-admin')

@@ -46,13 +46,17 @@ export class OpenAIExceptionFilter implements ExceptionFilter {
 
     if (!(exception instanceof HttpException)) {
       this.onUnexpected?.(exception, String(request.id));
-      this.logger.error(
-        `${request.method} ${request.url} failed: ${String(exception)}`,
-        exception instanceof Error ? exception.stack : undefined,
-      );
+      this.logger.error({
+        msg: `${request.method} ${request.url} failed: ${String(exception)}`,
+        requestId: request.id,
+        stack: exception instanceof Error ? exception.stack : undefined,
+      });
     } else if (status >= 500) {
       // Deliberate answers (upstream down, store down): one line, no stack.
-      this.logger.warn(`${request.method} ${request.url} → ${status} ${body.error.code ?? ''}`);
+      this.logger.warn({
+        msg: `${request.method} ${request.url} → ${status} ${body.error.code ?? ''}`,
+        requestId: request.id,
+      });
     }
     // A stream that already sent bytes cannot take an error body any more.
     if (reply.sent || reply.raw.headersSent) {

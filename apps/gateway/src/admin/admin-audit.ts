@@ -14,8 +14,12 @@ export class AdminAudit {
   constructor(private readonly metrics: GatewayMetrics) {}
 
   /** A change made through the admin API by the caller of `request`. */
-  change(request: object, action: AdminAction, details: Record<string, unknown>): void {
-    this.record(adminPrincipalOf(request).tokenId, action, details);
+  change(
+    request: { readonly id: string },
+    action: AdminAction,
+    details: Record<string, unknown>,
+  ): void {
+    this.record(adminPrincipalOf(request).tokenId, action, { ...details, requestId: request.id });
   }
 
   record(by: string, action: AdminAction, details: Record<string, unknown>): void {

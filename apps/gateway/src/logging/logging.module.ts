@@ -3,7 +3,6 @@ import { LoggerModule } from 'nestjs-pino';
 import type { DestinationStream, LoggerOptions } from 'pino';
 import { AppConfig } from '@tokenguard/config';
 import { REDACTED_PATHS } from './log-redaction';
-import { requestIdMixin } from './request-context';
 
 export interface LoggingOptions {
   /** Where log lines go instead of stdout (tests read them back). */
@@ -11,9 +10,12 @@ export interface LoggingOptions {
 }
 
 /**
- * JSON logs through pino (nestjs-pino): every line written while serving a request carries its
- * `requestId`; one summary line per request is written by the request log hook. Pretty output
- * only in development on a terminal.
+ * JSON logs through pino (nestjs-pino): one summary line per request, written by the request
+ * log hook; the few other lines about a request (its error, an admin change) name its
+ * `requestId` themselves. No AsyncLocalStorage carries the id implicitly: on Node 20 one
+ * enterWith() per request turns on promise hooks for every promise of the process, about a
+ * tenth of the gateway's CPU per request (test/bench, profiled). Pretty output only in
+ * development on a terminal.
  */
 @Module({})
 export class LoggingModule {
@@ -30,7 +32,6 @@ export class LoggingModule {
               options.destination === undefined;
             const pinoHttp = {
               level: config.logLevel,
-              mixin: requestIdMixin,
               redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
               base: { service: 'tokenguard' },
               ...(pretty
@@ -41,7 +42,7 @@ export class LoggingModule {
               pinoHttp: options.destination ? [pinoHttp, options.destination] : pinoHttp,
               // No pino-http middleware on any route: its per-request child logger is the
               // costliest part of logging, and an excluded middleware still costs a route
-              // check per request. The request id comes from requestContext (see the mixin).
+              // check per request.
               forRoutes: [],
             };
           },

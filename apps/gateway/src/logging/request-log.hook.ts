@@ -5,7 +5,6 @@ import { telemetryOf } from '@tokenguard/common';
 import { rateLimitContextOf, SettlementService } from '@tokenguard/limiter';
 import { CLIENT_CLOSED_REQUEST } from '@tokenguard/metrics';
 import { PinoLogger } from 'nestjs-pino';
-import { requestContext } from './request-context';
 
 /**
  * One summary line per request, written when the response has closed — normally or because
@@ -20,8 +19,6 @@ export async function installRequestLog(app: NestFastifyApplication): Promise<vo
   const fastify = app.getHttpAdapter().getInstance();
 
   fastify.addHook('onRequest', (request, reply, done) => {
-    // Everything logged while serving this request carries its id (see requestIdMixin).
-    requestContext.enterWith({ requestId: request.id });
     // Fastify's onResponse never fires for a client that abandons a stream; 'close' always does.
     reply.raw.once('close', () => {
       // A log line must never take the process down.

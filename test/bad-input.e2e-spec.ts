@@ -117,6 +117,43 @@ describe('bad input is refused in the OpenAI error shape and costs nothing', () 
     expect((res.body as ErrorBody).error.param).toBe(param);
   });
 
+  /** A field named `constructor` on the body: an instance's own would hide its DTO's rules. */
+  it.each([
+    ['/v1/chat/completions', chatBody()],
+    ['/v1/completions', { model: 'gpt-3.5-turbo-instruct', prompt: 'hi', max_tokens: 5 }],
+    ['/v1/embeddings', { model: 'text-embedding-3-small', input: 'hi' }],
+    ['/v1/responses', { model: 'gpt-4o-mini', input: 'hi', max_output_tokens: 5 }],
+  ])('a constructor field on the body of %s, even next to a bad one', async (path, body) => {
+    for (const value of ['{}', '"x"', 'null']) {
+      // `model: 42` would be refused on its own; the constructor must not hide that either.
+      const text = JSON.stringify({ ...body, model: 42 }).replace('{', `{"constructor":${value},`);
+      const res = await request(h.url)
+        .post(path)
+        .set({ 'x-user-id': 'victim', 'content-type': 'application/json' })
+        .send(text)
+        .expect(400);
+      expectInvalidRequest(res.body);
+      expect((res.body as ErrorBody).error).toMatchObject({
+        code: 'reserved_key',
+        param: 'constructor',
+      });
+    }
+  });
+
+  it('constructor holding prototype, or __proto__, anywhere', async () => {
+    for (const key of ['"constructor":{"prototype":{"polluted":true}}', '"__proto__":{"a":1}']) {
+      const tools = `[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{${key}}}}}]`;
+      const text = JSON.stringify(chatBody()).replace('{', `{"tools":${tools},`);
+      const res = await request(h.url)
+        .post('/v1/chat/completions')
+        .set({ 'x-user-id': 'victim', 'content-type': 'application/json' })
+        .send(text)
+        .expect(400);
+      expectInvalidRequest(res.body);
+    }
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
   it('unknown routes answer 404 in the OpenAI shape', async () => {
     const res = await request(h.url).post('/v1/nope').send({}).expect(404);
     expect((res.body as ErrorBody).error.type).toBe('not_found_error');

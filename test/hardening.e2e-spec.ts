@@ -188,6 +188,146 @@ describe('request limits and malformed requests', () => {
   });
 });
 
+/** What came back on a raw connection, and when the gateway closed it. */
+interface Dribbled {
+  readonly answer: string;
+  /** ms from the first byte sent to the close. */
+  readonly closedAfterMs: number;
+}
+
+/**
+ * Writes `head` at once, then `body` a few bytes every `everyMs` (until the gateway closes the
+ * connection), and reads what the gateway answers.
+ */
+function dribble(h: Harness, head: string, body: string, everyMs: number): Promise<Dribbled> {
+  const { port } = new URL(h.url);
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    let at = 0;
+    const timer = setInterval(() => {
+      if (at >= body.length) return;
+      socket.write(body.slice(at, at + 2));
+      at += 2;
+    }, everyMs);
+    socket.on('data', (chunk) => (answer += chunk.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve({ answer, closedAfterMs: Date.now() - started });
+    });
+    if (head !== '') socket.write(head);
+  });
+}
+
+const chatHead = (bytes: number) =>
+  'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+  `Content-Length: ${bytes}\r\nx-user-id: dribbler\r\n\r\n`;
+
+describe('request deadlines (REQUEST_TIMEOUT_MS, HEADERS_TIMEOUT_MS)', () => {
+  let h: Harness;
+  const REQUEST_TIMEOUT_MS = 1000;
+  const HEADERS_TIMEOUT_MS = 500;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+      HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const dribblerLevel = async () =>
+    (
+      (await request(h.url).get('/buckets/user/dribbler').expect(200)).body as {
+        bucket: { tokens: number };
+      }
+    ).bucket.tokens;
+
+  /** 408 in the OpenAI shape, then the connection closed, a little after `deadlineMs`. */
+  function expectCutAt(result: Dribbled, deadlineMs: number): void {
+    expect(result.answer).toMatch(/^HTTP\/1\.1 408 /);
+    const body = JSON.parse(result.answer.slice(result.answer.indexOf('\r\n\r\n') + 4)) as unknown;
+    expectOpenAIError(body);
+    expect(body).toMatchObject({ error: { code: 'request_timeout' } });
+    expect(result.closedAfterMs).toBeGreaterThanOrEqual(deadlineMs - 50);
+    // Node checks deadlines on a timer: a tenth of the shortest one here.
+    expect(result.closedAfterMs).toBeLessThan(deadlineMs + 600);
+  }
+
+  it('cuts a body dribbled past REQUEST_TIMEOUT_MS with a 408: nothing reserved, nothing sent', async () => {
+    const body = JSON.stringify(chatBody());
+    // Two bytes every 100 ms: the whole body would take several seconds.
+    const result = await dribble(h, chatHead(Buffer.byteLength(body)), body, 100);
+    expectCutAt(result, REQUEST_TIMEOUT_MS);
+    expect(h.mock.requests).toHaveLength(0);
+    expect(await dribblerLevel()).toBe(1000);
+  });
+
+  it('cuts headers dribbled past HEADERS_TIMEOUT_MS, and a connection that sends nothing', async () => {
+    const slowHead = dribble(h, '', chatHead(2), 100);
+    const silent = dribble(h, '', '', 100);
+    expectCutAt(await slowHead, HEADERS_TIMEOUT_MS);
+    expectCutAt(await silent, HEADERS_TIMEOUT_MS);
+    expect(h.mock.requests).toHaveLength(0);
+  });
+
+  it('never cuts a response: a stream and a slow answer that outlast the deadline complete', async () => {
+    // About 17 events 100 ms apart, and an answer after 1.5 s: both well past the deadline.
+    const started = Date.now();
+    const [stream, slow] = await Promise.all([
+      request(h.url)
+        .post('/v1/chat/completions')
+        .set('x-user-id', 'long-stream')
+        .send(chatBody({ stream: true, max_tokens: 15, mock: { chunkDelayMs: 100 } }))
+        .buffer(true)
+        .parse((res, done) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => done(null, text));
+        })
+        .expect(200),
+      request(h.url)
+        .post('/v1/chat/completions')
+        .set('x-user-id', 'slow-answer')
+        .send(chatBody({ mock: { latencyMs: 1.5 * REQUEST_TIMEOUT_MS } }))
+        .expect(200),
+    ]);
+    expect(Date.now() - started).toBeGreaterThan(1.5 * REQUEST_TIMEOUT_MS);
+    expect(stream.body).toMatch(/data: \[DONE\]\n\n$/);
+    expect(slow.body).toMatchObject({ object: 'chat.completion' });
+  });
+
+  it('a pipelined request that times out behind a stream closes the connection, writing nothing into the stream', async () => {
+    const first = JSON.stringify(
+      chatBody({ stream: true, max_tokens: 15, mock: { chunkDelayMs: 100 } }),
+    );
+    const second = JSON.stringify(chatBody());
+    const head = (bytes: number) =>
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${bytes}\r\nx-user-id: pipeliner\r\n\r\n`;
+    // The stream's request whole, then the next one's head and a body that never ends.
+    const result = await dribble(
+      h,
+      head(Buffer.byteLength(first)) + first + head(Buffer.byteLength(second)),
+      second.slice(0, 10),
+      200,
+    );
+    expect(result.answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(result.answer.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(result.answer).not.toContain('request_timeout');
+  });
+
+  it('refuses HEADERS_TIMEOUT_MS above REQUEST_TIMEOUT_MS', async () => {
+    await expect(
+      startHarness({ REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '2000' }),
+    ).rejects.toThrow(/HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS/);
+  });
+});
+
 describe('secrets are never echoed', () => {
   let h: Harness;
   let clientKey: string;

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import request from 'supertest';
 import {
@@ -7,8 +9,10 @@ import {
   type ScopeRef,
 } from '@tokenguard/bucket-store';
 import { API_KEY_ID_PATTERN } from '@tokenguard/auth';
+import { countChatPromptTokens } from '@tokenguard/estimator';
 import { IDENTITY_PATTERN, SettlementService } from '@tokenguard/limiter';
 import { chatBody, type Harness, startHarness } from './support/gateway-harness';
+import { deltaOf } from './support/metrics';
 import { type RawRequest, type RawResponse, rawRequest } from './support/raw-http';
 
 /**
@@ -194,6 +198,23 @@ const protoPayloads = (): string[] =>
     JSON.stringify(withOwn({}, key, { polluted: true })),
     JSON.stringify(withOwn({}, key, withOwn({}, 'prototype', { polluted: true }))),
   ]);
+
+/**
+ * Always refused: `__proto__` anywhere, `constructor` holding `prototype` anywhere, and
+ * `constructor` on the body itself (a DTO: its validation would be switched off). Otherwise
+ * the two are data, so a client body may pass (an unknown field is forwarded); an admin body
+ * refuses fields it does not know.
+ */
+function protoKeyMayPass(
+  spec: RouteCase,
+  path: readonly string[],
+  key: (typeof PROTO_KEYS)[number],
+  holdsPrototype: boolean,
+): boolean {
+  if (key === '__proto__' || spec.audience !== 'client') return false;
+  if (key === 'constructor') return !holdsPrototype && path.length > 0;
+  return true;
+}
 
 function deepArray(depth: number): string {
   return '['.repeat(depth) + ']'.repeat(depth);
@@ -618,7 +639,7 @@ describe('hostile input on every route', () => {
                 build(route, {
                   body: JSON.stringify(injected(body, [...path, key], payload)),
                 }),
-                false,
+                protoKeyMayPass(cases[route], path, key, i === 1),
               ] as const,
           ),
         ),
@@ -1034,5 +1055,210 @@ describe('hostile input on every route', () => {
     await request(h.url).get('/metrics').expect(200);
     expect(h.app.get(SettlementService).openReservations).toBe(0);
     expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+});
+
+/** An upstream that keeps the exact bytes of every request body and answers with fixed usage. */
+async function startCapturingUpstream(): Promise<{
+  server: Server;
+  url: string;
+  bodies: Array<{ path: string; body: Buffer }>;
+}> {
+  const bodies: Array<{ path: string; body: Buffer }> = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const path = req.url ?? '';
+      const body = Buffer.concat(chunks);
+      bodies.push({ path, body });
+      if ((JSON.parse(body.toString('utf8')) as { stream?: boolean }).stream === true) {
+        const usage = { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 };
+        const events = [
+          { id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {} }] },
+          { id: 'c1', object: 'chat.completion.chunk', choices: [], usage },
+        ];
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`${events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('')}data: [DONE]\n\n`);
+        return;
+      }
+      const answer = path.endsWith('/responses')
+        ? {
+            id: 'resp_1',
+            object: 'response',
+            status: 'completed',
+            output: [],
+            usage: { input_tokens: 10, output_tokens: 2, total_tokens: 12 },
+          }
+        : {
+            id: 'chatcmpl-1',
+            object: 'chat.completion',
+            created: 0,
+            model: 'gpt-4o-mini',
+            choices: [
+              { index: 0, message: { role: 'assistant', content: '{}' }, finish_reason: 'stop' },
+            ],
+            usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
+          };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}/v1`, bodies };
+}
+
+describe('constructor and prototype as data in free-form JSON (tool and response schemas)', () => {
+  let h: Harness;
+  let upstream: Awaited<ReturnType<typeof startCapturingUpstream>>;
+
+  /** A schema with properties named like the prototype machinery, nested too. */
+  const schema = {
+    type: 'object',
+    properties: {
+      constructor: { type: 'string', description: 'The class to build' },
+      prototype: {
+        type: 'object',
+        properties: { constructor: { type: 'string' }, prototype: { type: 'string' } },
+      },
+    },
+    required: ['constructor', 'prototype'],
+    additionalProperties: false,
+  };
+
+  beforeAll(async () => {
+    upstream = await startCapturingUpstream();
+    h = await startHarness({ OPENAI_BASE_URL: upstream.url });
+  });
+  afterAll(async () => {
+    await h.close();
+    await new Promise((resolve) => upstream.server.close(resolve));
+  });
+
+  const userLevel = async (user: string) =>
+    (
+      (await request(h.url).get(`/buckets/user/${user}`).expect(200)).body as {
+        bucket: { tokens: number };
+      }
+    ).bucket.tokens;
+
+  it('chat: a function tool and a json_schema response format are accepted and forwarded byte for byte', async () => {
+    const messages = [{ role: 'user', content: 'Build one.' }];
+    const tools = [
+      { type: 'function', function: { name: 'build', description: 'Builds', parameters: schema } },
+    ];
+    const body = {
+      model: 'gpt-4o-mini',
+      messages,
+      tools,
+      response_format: {
+        type: 'json_schema',
+        json_schema: { name: 'answer', strict: true, schema },
+      },
+      max_tokens: 20,
+    };
+    // Tabs and a trailing newline: any re-serialisation on the way would show.
+    const text = `${JSON.stringify(body, null, '\t')}\n`;
+    const delta = await deltaOf(h.url, async () => {
+      await request(h.url)
+        .post('/v1/chat/completions')
+        .set({ 'x-user-id': 'schema-user', 'content-type': 'application/json' })
+        .send(text)
+        .expect(200);
+    });
+    expect(upstream.bodies.at(-1)?.path).toBe('/v1/chat/completions');
+    expect(upstream.bodies.at(-1)?.body.equals(Buffer.from(text))).toBe(true);
+    // Estimated with the schema's keys counted as text, then settled to the usage.
+    const estimate =
+      countChatPromptTokens({ model: body.model, messages, tools }).tokens + body.max_tokens;
+    const labels = { route: 'chat.completions', model: body.model };
+    expect(delta('tokenguard_tokens_reserved_total', labels)).toBe(estimate);
+    expect(await userLevel('schema-user')).toBe(1000 - 12);
+  });
+
+  it('chat, streamed: the body re-serialised to ask for usage keeps the schema as it was', async () => {
+    const body = {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Build one.' }],
+      tools: [{ type: 'function', function: { name: 'build', parameters: schema } }],
+      stream: true,
+      max_tokens: 20,
+    };
+    await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'schema-stream', 'content-type': 'application/json' })
+      .send(JSON.stringify(body))
+      .expect(200);
+    const sent = JSON.parse(upstream.bodies.at(-1)?.body.toString('utf8') ?? 'null') as unknown;
+    // Own `constructor` / `prototype` properties on both sides: compared as JSON text.
+    expect(JSON.stringify(sent)).toBe(
+      JSON.stringify({ ...body, stream_options: { include_usage: true } }),
+    );
+    expect(await userLevel('schema-stream')).toBe(1000 - 12);
+  });
+
+  it('responses: a flat function tool with such a schema is accepted and forwarded byte for byte', async () => {
+    const text = JSON.stringify({
+      model: 'gpt-4o-mini',
+      input: 'Build one.',
+      tools: [{ type: 'function', name: 'build', parameters: schema }],
+      max_output_tokens: 16,
+    });
+    await request(h.url)
+      .post('/v1/responses')
+      .set({ 'x-user-id': 'schema-responses', 'content-type': 'application/json' })
+      .send(text)
+      .expect(200);
+    expect(upstream.bodies.at(-1)?.path).toBe('/v1/responses');
+    expect(upstream.bodies.at(-1)?.body.toString('utf8')).toBe(text);
+    expect(await userLevel('schema-responses')).toBe(1000 - 12);
+  });
+
+  it.each([
+    [
+      '__proto__ inside a tool schema',
+      (t: string) => t.replace('"prototype":', '"__proto__":'),
+      // Refused by Fastify's parser before the gateway's own check.
+      { code: 'invalid_json', param: null },
+    ],
+    [
+      'constructor.prototype inside a tool schema',
+      (t: string) => t.replace('"description":"The class to build"', '"prototype":{}'),
+      { code: 'invalid_json', param: null },
+    ],
+    [
+      'constructor on the body',
+      (t: string) => t.replace('{"model"', '{"constructor":{},"model"'),
+      { code: 'reserved_key', param: 'constructor' },
+    ],
+    [
+      'a scalar constructor on the body',
+      (t: string) => t.replace('{"model"', '{"constructor":"Object","model"'),
+      { code: 'reserved_key', param: 'constructor' },
+    ],
+    [
+      'constructor in stream_options',
+      (t: string) => t.replace('{"model"', '{"stream_options":{"constructor":1},"model"'),
+      { code: 'reserved_key', param: 'stream_options.constructor' },
+    ],
+  ])('still refuses %s: 400, nothing forwarded or charged', async (_name, edit, expected) => {
+    const valid = JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Build one.' }],
+      tools: [{ type: 'function', function: { name: 'build', parameters: schema } }],
+      max_tokens: 20,
+    });
+    const text = edit(valid);
+    expect(text).not.toBe(valid);
+    const forwarded = upstream.bodies.length;
+    const res = await request(h.url)
+      .post('/v1/chat/completions')
+      .set({ 'x-user-id': 'schema-refused', 'content-type': 'application/json' })
+      .send(text)
+      .expect(400);
+    expect(shapeProblem(Buffer.from(JSON.stringify(res.body)))).toBeUndefined();
+    expect((res.body as { error: unknown }).error).toMatchObject(expected);
+    expect(upstream.bodies.length).toBe(forwarded);
+    expect(await userLevel('schema-refused')).toBe(1000);
   });
 });

@@ -2,11 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createRedisClient, type RedisClient } from '@tokenguard/bucket-store';
+import { createRedisClient, type RedisClient, waitForRedisReady } from '@tokenguard/bucket-store';
 import {
   deleteNamespace,
   describeWithRedis,
+  probeRedisBinariesSync,
   probeRedisSync,
+  type RedisServerHandle,
+  startRedisServer,
   testRedisUrl,
   uniqueNamespace,
 } from '@tokenguard/bucket-store/testing';
@@ -168,6 +171,7 @@ describeWithRedis('POLICY_FILE on a shared Redis', probeRedisSync(testRedisUrl()
     REDIS_URL: url,
     REDIS_NAMESPACE: namespace,
     POLICY_FILE: path,
+    POLICY_FILE_CHECK_SECONDS: '1',
   });
 
   beforeAll(() => {
@@ -228,9 +232,140 @@ describeWithRedis('POLICY_FILE on a shared Redis', probeRedisSync(testRedisUrl()
       expect(await budget(d, 'team/red')).toMatchObject({ capacity: 900 });
       expect(await budget(d, 'team/blue')).toMatchObject({ capacity: 5000 });
       expect(await budget(d, 'global')).toMatchObject({ capacity: 10_000 });
+      // b still runs v1 (a rolling deploy): its checks see a version applied and leave it.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await budget(b, 'user/alice')).toMatchObject({ capacity: 700 });
+      // No override (v1's 20 000 is not back): b's own type default, from v1's defaults.
+      expect(await budget(b, 'team/blue')).toMatchObject({ capacity: 6000 });
     } finally {
       await d.close();
       await b.close();
+    }
+  });
+});
+
+const canRunThrowawayRedis = (() => {
+  const binaries = probeRedisBinariesSync();
+  return binaries.ok ? probeRedisSync(testRedisUrl()) : binaries;
+})();
+
+describeWithRedis('POLICY_FILE when Redis loses its data', canRunThrowawayRedis, () => {
+  let redis: RedisServerHandle;
+  let path: string;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    path = file('lost.yaml', GOOD_YAML);
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  const start = (checkSeconds: number) =>
+    startHarness({
+      ADMIN_TOKEN,
+      REDIS_URL: redis.url,
+      REDIS_NAMESPACE: uniqueNamespace('policy-lost'),
+      REDIS_COMMAND_TIMEOUT_MS: '200',
+      POLICY_FILE: path,
+      POLICY_FILE_CHECK_SECONDS: String(checkSeconds),
+    });
+
+  /** A direct command to the private Redis, on a connection of its own. */
+  async function redisCall(...args: string[]): Promise<unknown> {
+    const client = createRedisClient({ url: redis.url });
+    try {
+      await waitForRedisReady(client, 5000);
+      return await client.call(args[0], ...args.slice(1));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  const metric = async (h: Harness, name: string, labels: Record<string, string>) =>
+    (await scrape(h.url)).value(name, labels);
+  const applied = (h: Harness) =>
+    metric(h, 'tokenguard_admin_changes_total', { action: 'policy_file_applied' });
+
+  async function waitFor(what: string, check: () => Promise<boolean>, ms = 5000): Promise<number> {
+    const started = Date.now();
+    while (!(await check())) {
+      if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return Date.now() - started;
+  }
+
+  it('an outage alone keeps run-time changes; Redis back empty gets the file again at once', async () => {
+    // The periodic check is out of the way: only the recovery from the outage can restore.
+    const h = await start(3600);
+    try {
+      expect(await budget(h, 'user/alice')).toMatchObject({ capacity: 300 });
+      await request(h.url)
+        .post('/config/budget')
+        .set(AUTH)
+        .send({ scope: 'user', id: 'alice', capacity: 42 })
+        .expect(200);
+
+      // An outage without data loss: Redis paused past the command timeout.
+      await redisCall('CLIENT', 'PAUSE', '1000', 'ALL');
+      await request(h.url).get('/buckets/user/bob').set(AUTH).expect(200);
+      await waitFor('back from the pause', async () => {
+        const up = await metric(h, 'tokenguard_store_transitions_total', { to: 'up' });
+        return up === 1;
+      });
+      expect(await metric(h, 'tokenguard_store_transitions_total', { to: 'down' })).toBe(1);
+      expect(await budget(h, 'user/alice')).toMatchObject({ capacity: 42 });
+      expect(await applied(h)).toBe(1);
+
+      // Redis killed and started again empty; the gateway sees it down, then back.
+      await redis.kill();
+      await request(h.url).get('/buckets/user/bob').set(AUTH).expect(200);
+      await redis.resume();
+      const restoredIn = await waitFor('the file applied again', async () => {
+        const alice = await request(h.url).get('/buckets/user/alice').set(AUTH);
+        return (alice.body as { bucket?: { capacity: number } }).bucket?.capacity === 300;
+      });
+      expect(restoredIn).toBeLessThan(3000);
+      expect(await metric(h, 'tokenguard_store_transitions_total', { to: 'up' })).toBe(2);
+      expect(await budget(h, 'team/blue')).toMatchObject({ capacity: 20_000 });
+      expect(await budget(h, 'global')).toMatchObject({ capacity: 100_000 });
+      expect(await applied(h)).toBe(2);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('Redis flushed without an outage: the periodic check applies the file again', async () => {
+    const h = await start(1);
+    try {
+      await request(h.url)
+        .post('/config/budget')
+        .set(AUTH)
+        .send({ scope: 'team', id: 'blue', capacity: 77 })
+        .expect(200);
+      // A few checks later the run-time change still stands: the store holds the file.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await budget(h, 'team/blue')).toMatchObject({ capacity: 77 });
+      expect(await applied(h)).toBe(1);
+
+      await redisCall('FLUSHALL');
+      expect(await budget(h, 'team/blue')).toMatchObject({ capacity: 6000 }); // the type default
+      await waitFor('the file applied again', async () => {
+        const blue = await request(h.url).get('/buckets/team/blue').set(AUTH);
+        return (blue.body as { bucket?: { capacity: number } }).bucket?.capacity === 20_000;
+      });
+      expect(await budget(h, 'user/alice')).toMatchObject({ capacity: 300 });
+      expect(await applied(h)).toBe(2);
+      expect(await metric(h, 'tokenguard_store_transitions_total', { to: 'down' })).toBe(0);
+      const list = await request(h.url).get('/config/budgets').set(AUTH).expect(200);
+      expect((list.body as { data: Array<{ scope: string }> }).data.map((b) => b.scope)).toEqual([
+        'global',
+        'team:blue',
+        'user:alice',
+      ]);
+    } finally {
+      await h.close();
     }
   });
 });

@@ -6,10 +6,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GATEWAY_VERSION, OpenAIException, openAIErrorBody, telemetryOf } from '@tokenguard/common';
 import { DEGRADED_HEADER, SHADOW_HEADER } from '@tokenguard/limiter';
 import { Logger } from 'nestjs-pino';
-import { AppConfig } from '@tokenguard/config';
+import { AppConfig, type HttpServerConfig } from '@tokenguard/config';
 import { installRequestMetrics } from '@tokenguard/metrics';
 import { GatewayModule, type GatewayModuleOptions } from './gateway.module';
-import { checkBodySize, checkJsonBody, decodeJsonText } from './json-body.parser';
+import { bodyKindOf, checkBodySize, checkJsonBody, decodeJsonText } from './json-body.parser';
 import { ShutdownService } from './lifecycle/shutdown.service';
 import { installRequestLog } from './logging/request-log.hook';
 import { setUpOpenApi } from './openapi/openapi';
@@ -49,6 +49,7 @@ export async function createGatewayApp(
   // listen() applies MAX_HEADER_SIZE to all of them (over it: 431, see answerClientError).
   (app.getHttpServer() as Server & { maxHeaderSize?: number }).maxHeaderSize =
     config.security.maxHeaderBytes;
+  applyRequestDeadlines(app.getHttpServer(), config.http);
   const { corsOrigins } = config.security;
   if (corsOrigins.length > 0) app.enableCors(corsOptions(corsOrigins));
 
@@ -66,7 +67,7 @@ export async function createGatewayApp(
     void defaultJsonParser(req as FastifyRequest, text, (error, parsed) => {
       if (error) return done(invalidJson(error), undefined);
       try {
-        checkJsonBody(parsed);
+        checkJsonBody(parsed, bodyKindOf(req.url ?? ''));
       } catch (refused) {
         return done(refused as Error, undefined);
       }
@@ -89,6 +90,27 @@ export async function createGatewayApp(
   // No enableShutdownHooks(): main.ts stops on SIGTERM/SIGINT in an explicit order (see
   // lifecycle/shutdown-signals.ts); tests and benchmarks call app.close() themselves.
   return app;
+}
+
+/**
+ * Deadlines for receiving a request, so that a client dribbling its headers or body (or a
+ * connection that sends nothing) cannot hold a socket forever. Node applies requestTimeout and
+ * headersTimeout only until a request is fully received: a response, however long it streams,
+ * is never cut by them. Past one, Node raises ERR_HTTP_REQUEST_TIMEOUT: a 408 (see
+ * answerClientError) and the connection closed. Fastify would set requestTimeout to 0 (none).
+ */
+function applyRequestDeadlines(server: Server, http: HttpServerConfig): void {
+  server.requestTimeout = http.requestTimeoutMs;
+  server.headersTimeout = http.headersTimeoutMs;
+  server.keepAliveTimeout = http.keepAliveTimeoutMs;
+  // Node checks both deadlines on a timer, every 30 s by default, so a deadline could run that
+  // much late; read at listen(). A tenth of the shorter one keeps the lateness within 10%.
+  const shortest = Math.min(
+    http.headersTimeoutMs,
+    http.requestTimeoutMs > 0 ? http.requestTimeoutMs : Infinity,
+  );
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
+    Math.min(30_000, Math.max(100, Math.floor(shortest / 10)));
 }
 
 /** @fastify/cors' options (it comes with @nestjs/platform-fastify, which registers it). */
@@ -152,7 +174,10 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     'The request is not valid HTTP.',
   ];
   const body = JSON.stringify(openAIErrorBody(status, { message, code }));
-  if (socket.writable) {
+  // A response already under way on this connection (a pipelined request timed out behind
+  // it) must not get our bytes in its middle; as Node does, only the connection is closed.
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && current?.headersSent !== true) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

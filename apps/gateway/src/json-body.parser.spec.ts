@@ -1,6 +1,7 @@
 import { OpenAIException } from '@tokenguard/common';
 import {
   ADMIN_BODY_LIMIT,
+  bodyKindOf,
   checkBodySize,
   checkJsonBody,
   decodeJsonText,
@@ -29,29 +30,66 @@ describe('JSON body checks', () => {
   });
 
   it(`accepts ${MAX_JSON_DEPTH} levels of nesting and refuses one more, without recursing deeper`, () => {
-    expect(codeOf(() => checkJsonBody(nested(MAX_JSON_DEPTH)))).toBeUndefined();
-    expect(codeOf(() => checkJsonBody(nested(MAX_JSON_DEPTH + 1)))).toBe('nesting_too_deep');
-    expect(codeOf(() => checkJsonBody(nested(100_000)))).toBe('nesting_too_deep');
-    expect(codeOf(() => checkJsonBody({ a: { b: [{ c: nested(MAX_JSON_DEPTH) }] } }))).toBe(
+    expect(codeOf(() => checkJsonBody(nested(MAX_JSON_DEPTH), 'openai'))).toBeUndefined();
+    expect(codeOf(() => checkJsonBody(nested(MAX_JSON_DEPTH + 1), 'openai'))).toBe(
       'nesting_too_deep',
     );
+    expect(codeOf(() => checkJsonBody(nested(100_000), 'admin'))).toBe('nesting_too_deep');
+    expect(
+      codeOf(() => checkJsonBody({ a: { b: [{ c: nested(MAX_JSON_DEPTH) }] } }, 'openai')),
+    ).toBe('nesting_too_deep');
   });
 
-  it('refuses the keys that reach for a prototype, at any level', () => {
-    for (const key of ['__proto__', 'constructor', 'prototype']) {
-      const text = `{"messages":[{"content":[{"${key}":{"x":1}}]}]}`;
-      expect(codeOf(() => checkJsonBody(JSON.parse(text)))).toBe('reserved_key');
+  it('refuses the prototype-pollution paths at any level: __proto__, constructor.prototype', () => {
+    for (const text of [
+      '{"__proto__":{"x":1}}',
+      '{"messages":[{"content":[{"__proto__":{"x":1}}]}]}',
+      '{"tools":[{"function":{"parameters":{"__proto__":1}}}]}',
+      '{"constructor":{"prototype":{"x":1}}}',
+      '{"a":[{"b":{"constructor":{"prototype":1}}}]}',
+    ]) {
+      for (const kind of ['openai', 'admin'] as const) {
+        expect(codeOf(() => checkJsonBody(JSON.parse(text), kind))).toBe('reserved_key');
+      }
+    }
+  });
+
+  it('takes constructor and prototype alone as data (JSON schemas have such properties)', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        constructor: { type: 'string', description: 'the class to build' },
+        prototype: { type: 'object', properties: { constructor: { type: 'string' } } },
+      },
+      required: ['constructor', 'prototype'],
+    };
+    const body = {
+      model: 'gpt-4o',
+      tools: [{ type: 'function', function: { name: 'build', parameters: schema } }],
+      response_format: { type: 'json_schema', json_schema: { name: 's', schema } },
+      messages: [{ role: 'user', content: 'hi', prototype: 1 }],
+    };
+    expect(codeOf(() => checkJsonBody(JSON.parse(JSON.stringify(body)), 'openai'))).toBeUndefined();
+    // Not in an admin body: flat DTOs, where Nest's ValidationPipe would drop them silently.
+    for (const text of ['{"constructor":1}', '{"id":"a","x":{"prototype":1}}']) {
+      expect(codeOf(() => checkJsonBody(JSON.parse(text), 'admin'))).toBe('reserved_key');
     }
     // As values, or as parts of a key, they are just text.
     expect(
-      codeOf(() => checkJsonBody({ constructor_name: 'prototype', a: ['__proto__'] })),
+      codeOf(() => checkJsonBody({ constructor_name: 'prototype', a: ['__proto__'] }, 'admin')),
     ).toBeUndefined();
   });
 
   it('lets scalars and flat bodies through', () => {
     for (const value of [null, 1, 'x', true, [], {}, { model: 'gpt-4o', n: 1 }]) {
-      expect(codeOf(() => checkJsonBody(value))).toBeUndefined();
+      expect(codeOf(() => checkJsonBody(value, 'openai'))).toBeUndefined();
     }
+  });
+
+  it('tells OpenAI bodies from admin ones by their path', () => {
+    expect(bodyKindOf('/v1/chat/completions')).toBe('openai');
+    expect(bodyKindOf('/config/budget')).toBe('admin');
+    expect(bodyKindOf('/v1')).toBe('admin');
   });
 
   it('limits admin bodies, not those of the OpenAI routes', () => {

@@ -94,6 +94,29 @@ describe('FailoverBucketStore', () => {
     await store.close();
   });
 
+  it('tells every watcher about each transition, until it stops watching', async () => {
+    const { primary, store } = setup('local');
+    const seen: boolean[] = [];
+    const stop = store.watchTransitions((t) => seen.push(t.healthy));
+    // A failing watcher neither stops the others nor the recovery.
+    store.watchTransitions(() => {
+      throw new Error('watcher bug');
+    });
+    primary.down = true;
+    await store.getBucket(alice);
+    primary.down = false;
+    await until(() => store.state.healthy);
+    expect(seen).toEqual([false, true]);
+
+    stop();
+    primary.down = true;
+    await store.getBucket(alice);
+    primary.down = false;
+    await until(() => store.state.healthy);
+    expect(seen).toEqual([false, true]);
+    await store.close();
+  });
+
   it('open: admits without counting while down', async () => {
     const { primary, store } = setup('open');
     primary.down = true;

@@ -66,6 +66,8 @@ export class FailoverBucketStore implements BucketStore {
   private readonly localReservations = new Map<string, MemoryBucketStore>();
   /** Non-default policies seen on the primary, so local buckets enforce the same budgets. */
   private readonly knownPolicies = new Map<string, { scope: ScopeRef; policy: BucketPolicy }>();
+  /** Told about every transition after `onTransition` (see watchTransitions). */
+  private readonly transitionListeners = new Set<(event: StoreTransition) => void>();
   private readonly probeIntervalMs: number;
   private readonly policyMemory: number;
   private readonly defaults: Readonly<Record<ScopeType, BucketPolicy>>;
@@ -84,6 +86,16 @@ export class FailoverBucketStore implements BucketStore {
       mode: this.options.mode,
       downSince: this.downSince,
     };
+  }
+
+  /**
+   * Calls `listener` on every transition from now on (down, and back up once the primary
+   * answers again), e.g. to check on recovery whether Redis came back without its data.
+   * Returns a function that stops the calls.
+   */
+  watchTransitions(listener: (event: StoreTransition) => void): () => void {
+    this.transitionListeners.add(listener);
+    return () => this.transitionListeners.delete(listener);
   }
 
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
@@ -236,7 +248,7 @@ export class FailoverBucketStore implements BucketStore {
     if (!this.healthy) return;
     this.healthy = false;
     this.downSince = Date.now();
-    this.options.onTransition?.({ healthy: false, mode: this.options.mode, error });
+    this.announce({ healthy: false, mode: this.options.mode, error });
     this.probe = setInterval(() => void this.tryRecover(), this.probeIntervalMs);
     this.probe.unref();
   }
@@ -258,7 +270,18 @@ export class FailoverBucketStore implements BucketStore {
     const local = this.local;
     this.local = undefined;
     if (local) await this.closeIfUnused(local);
-    this.options.onTransition?.({ healthy: true, downForMs });
+    this.announce({ healthy: true, downForMs });
+  }
+
+  private announce(event: StoreTransition): void {
+    this.options.onTransition?.(event);
+    for (const listener of this.transitionListeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own: the store's state has changed regardless.
+      }
+    }
   }
 
   private async closeIfUnused(store: MemoryBucketStore): Promise<void> {

@@ -9,6 +9,7 @@ import {
   validateSync,
 } from 'class-validator';
 import { toDtoInstance } from './dto-instance';
+import { OpenAIException } from './openai-error';
 
 class Part {
   @IsString()
@@ -73,5 +74,53 @@ describe('toDtoInstance', () => {
     const body = toDtoInstance(Body, plain);
     expect(Object.getPrototypeOf(body)).toBe(Body.prototype);
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('refuses a constructor key where it builds a DTO, which would switch validation off', () => {
+    const codeAndParam = (plain: unknown) => {
+      try {
+        toDtoInstance(Body, plain);
+      } catch (error) {
+        if (!(error instanceof OpenAIException)) throw error;
+        return [error.getStatus(), error.body.error.code, error.body.error.param];
+      }
+      return undefined;
+    };
+    for (const value of ['x', 1, null, {}, { kind: 'a' }, []]) {
+      expect(codeAndParam({ name: 'x', parts: [], constructor: value })).toEqual([
+        400,
+        'reserved_key',
+        'constructor',
+      ]);
+    }
+    expect(codeAndParam({ name: 'x', parts: [], main: { kind: 'a', constructor: {} } })).toEqual([
+      400,
+      'reserved_key',
+      'main.constructor',
+    ]);
+    expect(codeAndParam({ name: 'x', parts: [{ kind: 'a' }, { constructor: 'b' }] })).toEqual([
+      400,
+      'reserved_key',
+      'parts[1].constructor',
+    ]);
+  });
+
+  it('keeps constructor and prototype keys inside free-form values as they came', () => {
+    const schema = JSON.parse(
+      '{"type":"object","properties":{"constructor":{"type":"string"},"prototype":{"type":"object"}}}',
+    ) as object;
+    const body = toDtoInstance(Body, {
+      name: 'x',
+      parts: [],
+      prototype: 'top-level prototype is only data',
+      extra: [{ parameters: schema }],
+    });
+    expect(body).toBeInstanceOf(Body);
+    expect(body.constructor).toBe(Body);
+    expect((body as unknown as { extra: unknown[] }).extra[0]).toEqual({ parameters: schema });
+    expect(validateSync(body)).toEqual([]);
+    // With its rules still found: a bad field is still refused.
+    const bad = toDtoInstance(Body, { name: 7, parts: [], extra: [{ parameters: schema }] });
+    expect(validateSync(bad).map((e) => e.property)).toEqual(['name']);
   });
 });

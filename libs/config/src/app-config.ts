@@ -82,6 +82,19 @@ export interface SecurityConfig {
   readonly maxHeaderBytes: number;
 }
 
+/**
+ * Deadlines of the HTTP server for receiving requests from clients. They end once a request
+ * is in: a response (a long stream included) is never cut by them.
+ */
+export interface HttpServerConfig {
+  /** The whole request, headers and body (408, connection closed); 0: no deadline. */
+  readonly requestTimeoutMs: number;
+  /** The request line and headers, from the connection or the request's first byte. */
+  readonly headersTimeoutMs: number;
+  /** An idle keep-alive connection between two requests is closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+}
+
 /** Upstream limit sync (libs/sync): the provider's own per-model limits. */
 export interface SyncConfig {
   /** Learned per-model limits join every request's reservation (429 upstream_rate_limit). */
@@ -130,6 +143,7 @@ export abstract class AppConfig {
   /** `shadow`: every budget decision is made and reported, none refuses a request. */
   abstract readonly limiterMode: LimiterMode;
   abstract readonly security: SecurityConfig;
+  abstract readonly http: HttpServerConfig;
   /** POLICY_FILE, validated; unset without one. */
   abstract readonly policyFile: PolicyFileConfig | undefined;
 }

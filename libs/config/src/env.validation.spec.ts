@@ -172,6 +172,43 @@ describe('loadAppConfig', () => {
     }
   });
 
+  it('reads the deadlines for receiving requests', () => {
+    expect(loadAppConfig({}).http).toEqual({
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 72_000,
+    });
+    expect(
+      loadAppConfig({
+        REQUEST_TIMEOUT_MS: '60000',
+        HEADERS_TIMEOUT_MS: '5000',
+        KEEP_ALIVE_TIMEOUT_MS: '65000',
+      }).http,
+    ).toEqual({ requestTimeoutMs: 60_000, headersTimeoutMs: 5000, keepAliveTimeoutMs: 65_000 });
+    // The headers default never outlasts a shorter request deadline, which includes them.
+    expect(loadAppConfig({ REQUEST_TIMEOUT_MS: '2000' }).http.headersTimeoutMs).toBe(2000);
+    // 0: no request deadline (a proxy in front enforces one); the headers keep theirs.
+    expect(loadAppConfig({ REQUEST_TIMEOUT_MS: '0' }).http).toMatchObject({
+      requestTimeoutMs: 0,
+      headersTimeoutMs: 10_000,
+    });
+    expect(() => loadAppConfig({ REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '2000' })).toThrow(
+      /^\s+- HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS \(1000\) \(got 2000\)/m,
+    );
+    expect(() => loadAppConfig({ HEADERS_TIMEOUT_MS: '40000' })).toThrow(
+      /^\s+- HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS \(30000\)/m,
+    );
+    for (const [name, value] of [
+      ['REQUEST_TIMEOUT_MS', '-1'],
+      ['REQUEST_TIMEOUT_MS', 'soon'],
+      ['HEADERS_TIMEOUT_MS', '0'],
+      ['KEEP_ALIVE_TIMEOUT_MS', '0'],
+      ['KEEP_ALIVE_TIMEOUT_MS', '1.5'],
+    ]) {
+      expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^\\s+- ${name}:`, 'm'));
+    }
+  });
+
   it('returns a frozen object', () => {
     const config = loadAppConfig({});
     expect(Object.isFrozen(config)).toBe(true);

@@ -197,6 +197,7 @@ class EnvironmentVariables {
   LIMITER_MODE?: LimiterMode;
   /** Path of a YAML or JSON file of budgets, read and validated at boot. */
   @Transform(toTrimmedString) @IsOptional() @IsString() POLICY_FILE?: string;
+  @IntInRange(1, 3600) POLICY_FILE_CHECK_SECONDS?: number;
   /** `*` or comma-separated origins; split after validation. */
   @Transform(toTrimmedString)
   @IsOptional()
@@ -205,6 +206,12 @@ class EnvironmentVariables {
   })
   CORS_ORIGINS?: string;
   @IntInRange(1024, 1024 * 1024) MAX_HEADER_SIZE?: number;
+  /** Receiving a whole request (headers and body); 0: no deadline. */
+  @IntInRange(0, 3_600_000) REQUEST_TIMEOUT_MS?: number;
+  /** Receiving the request line and headers; at most REQUEST_TIMEOUT_MS. */
+  @IntInRange(1, 3_600_000) HEADERS_TIMEOUT_MS?: number;
+  /** An idle keep-alive connection is closed after this long; 0 (never) is not offered. */
+  @IntInRange(1, 3_600_000) KEEP_ALIVE_TIMEOUT_MS?: number;
   /** 0: abort what is in flight at once; the cap keeps it inside any orchestrator's patience. */
   @IntInRange(0, 600_000) SHUTDOWN_GRACE_MS?: number;
 }
@@ -249,7 +256,16 @@ export const CONFIG_DEFAULTS = {
   LIMITER_MODE: 'enforce',
   // Node's own default: 16 KiB for the request line and every header together.
   MAX_HEADER_SIZE: 16 * 1024,
+  // Generous for any JSON request on a slow link; raise it with BODY_LIMIT for slow uploads.
+  REQUEST_TIMEOUT_MS: 30_000,
+  // Headers come in one packet from any real client; also bounds a connection that sends nothing.
+  HEADERS_TIMEOUT_MS: 10_000,
+  // Fastify's default: longer than the 60 s idle timeout of the usual load balancers, so the
+  // balancer, not the gateway, closes an idle connection (no request races a close).
+  KEEP_ALIVE_TIMEOUT_MS: 72_000,
   SHUTDOWN_GRACE_MS: 10_000,
+  // One HGETALL of a tiny hash per instance: cheap enough to notice a lost file within seconds.
+  POLICY_FILE_CHECK_SECONDS: 5,
 } as const;
 
 export class ConfigValidationError extends Error {
@@ -284,6 +300,19 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
   if (env.NODE_ENV === 'production' && env.ADMIN_TOKEN === undefined) {
     problems.push(
       'ADMIN_TOKEN: is required when NODE_ENV=production (the admin API would be open)',
+    );
+  }
+  const requestTimeoutMs = env.REQUEST_TIMEOUT_MS ?? CONFIG_DEFAULTS.REQUEST_TIMEOUT_MS;
+  if (
+    typeof env.HEADERS_TIMEOUT_MS === 'number' &&
+    typeof requestTimeoutMs === 'number' &&
+    requestTimeoutMs > 0 &&
+    env.HEADERS_TIMEOUT_MS > requestTimeoutMs
+  ) {
+    // Node refuses it too: the request deadline already covers the headers.
+    problems.push(
+      `HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (${requestTimeoutMs}) ` +
+        `(got ${env.HEADERS_TIMEOUT_MS})`,
     );
   }
   // A bad policy file stops the boot like a bad variable, naming its line and field.
@@ -364,9 +393,11 @@ export function loadAppConfig(raw: Record<string, unknown>): AppConfig {
         .filter((origin) => origin !== ''),
       maxHeaderBytes: env.MAX_HEADER_SIZE ?? d.MAX_HEADER_SIZE,
     },
+    http: httpConfig(env),
     policyFile: undefined,
   };
-  return deepFreeze(withPolicyFile(config, env.POLICY_FILE, policyFile?.file));
+  const checkIntervalMs = (env.POLICY_FILE_CHECK_SECONDS ?? d.POLICY_FILE_CHECK_SECONDS) * 1000;
+  return deepFreeze(withPolicyFile(config, env.POLICY_FILE, policyFile?.file, checkIntervalMs));
 }
 
 /**
@@ -377,6 +408,7 @@ function withPolicyFile(
   config: AppConfig,
   path: string | undefined,
   file: ParsedPolicyFile | undefined,
+  checkIntervalMs: number,
 ): AppConfig {
   if (path === undefined || file === undefined) return config;
   const defaults = { ...config.limits.defaults };
@@ -391,7 +423,27 @@ function withPolicyFile(
       refillPerSec: refillPerSec ?? defaults[scope].refillPerSec,
     },
   }));
-  return { ...config, limits: { ...config.limits, defaults }, policyFile: { path, budgets } };
+  return {
+    ...config,
+    limits: { ...config.limits, defaults },
+    policyFile: { path, budgets, checkIntervalMs },
+  };
+}
+
+function httpConfig(env: EnvironmentVariables): AppConfig['http'] {
+  const d = CONFIG_DEFAULTS;
+  const requestTimeoutMs = env.REQUEST_TIMEOUT_MS ?? d.REQUEST_TIMEOUT_MS;
+  // Unset: the default, but never past a shorter request deadline (which includes the headers).
+  const headersTimeoutMs =
+    env.HEADERS_TIMEOUT_MS ??
+    (requestTimeoutMs > 0
+      ? Math.min(d.HEADERS_TIMEOUT_MS, requestTimeoutMs)
+      : d.HEADERS_TIMEOUT_MS);
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS ?? d.KEEP_ALIVE_TIMEOUT_MS,
+  };
 }
 
 function syncConfig(env: EnvironmentVariables): AppConfig['sync'] {

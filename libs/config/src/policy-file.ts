@@ -15,6 +15,11 @@ export interface PolicyFileConfig {
   readonly path: string;
   /** Every per-id budget, in file order. */
   readonly budgets: readonly PolicyFileBudget[];
+  /**
+   * With Redis: how often an instance checks that the store still holds the file (a Redis
+   * restarted empty or flushed has lost it) and applies it again if not.
+   */
+  readonly checkIntervalMs: number;
 }
 
 /** What the file says, before the defaults of the environment are merged in. */

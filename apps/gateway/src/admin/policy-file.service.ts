@@ -10,6 +10,7 @@ import {
   BUCKET_STORE,
   type BucketStore,
   BucketStoreUnavailableError,
+  FailoverBucketStore,
   isScopeType,
   SHARED_STATE,
   type ScopeRef,
@@ -35,6 +36,9 @@ interface AppliedVersion {
 
 export type ApplyOutcome = 'applied' | 'unchanged';
 
+/** Why the file is applied: at boot (or its retry), or because the store lost it. */
+type ApplyReason = 'boot' | 'restore';
+
 /**
  * Applies POLICY_FILE to the store at boot, idempotently:
  *
@@ -48,11 +52,21 @@ export type ApplyOutcome = 'applied' | 'unchanged';
  * Instances booting together with the same new file each apply it; the writes are the same,
  * so the result is too. While the store is down the gateway boots anyway and applies the file
  * once the store answers.
+ *
+ * On Redis, the record of the version applied doubles as a marker of the store's data: a Redis
+ * restarted empty (or flushed) has lost it with the budgets. Each instance checks for it every
+ * `checkIntervalMs` and as soon as the store is back from an outage, and applies the file again
+ * when it is gone. A record of another version is left alone: that is another instance's file
+ * (a rolling deploy), applied at its boot, and two versions must not take turns.
  */
 @Injectable()
 export class PolicyFileService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('PolicyFile');
   private retry: NodeJS.Timeout | undefined;
+  private check: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
+  /** The application in progress: the boot retry, the check and a recovery may coincide. */
+  private applying: Promise<ApplyOutcome> | undefined;
 
   constructor(
     private readonly config: AppConfig,
@@ -63,15 +77,45 @@ export class PolicyFileService implements OnApplicationBootstrap, OnApplicationS
 
   async onApplicationBootstrap(): Promise<void> {
     const file = this.config.policyFile;
-    if (file !== undefined) await this.applyOrRetry(file);
+    if (file === undefined) return;
+    await this.applyOrRetry(file);
+    // Only Redis can lose what was applied while the gateway runs; memory lives and dies with it.
+    if (this.config.store.redis !== undefined) this.watchForLoss(file);
   }
 
   onApplicationShutdown(): void {
     clearTimeout(this.retry);
     this.retry = undefined;
+    clearInterval(this.check);
+    this.check = undefined;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
   }
 
-  async apply(file: PolicyFileConfig): Promise<ApplyOutcome> {
+  /**
+   * Applies the file again if the store holds no record of any version applied (its data was
+   * lost). True when it did. Outages are not errors here: the next check or recovery retries.
+   */
+  private async restoreIfLost(file: PolicyFileConfig): Promise<boolean> {
+    // Still applying, or not applied yet (the boot retry will): nothing to restore.
+    if (this.applying !== undefined || this.retry !== undefined) return false;
+    if (this.store instanceof FailoverBucketStore && !this.store.state.healthy) return false;
+    try {
+      if ((await this.shared.readRecords(COLLECTION)).has(FIELD)) return false;
+      if (this.applying !== undefined) return false;
+      this.logger.warn(
+        `The budget store no longer holds ${file.path} (Redis restarted empty or was flushed): ` +
+          'applying it again. Budgets changed through the admin API since are lost.',
+      );
+      return (await this.applyOnce(file, 'restore')) === 'applied';
+    } catch (error) {
+      if (error instanceof BucketStoreUnavailableError) return false;
+      this.logger.error(`Checking that ${file.path} is still applied failed: ${String(error)}`);
+      return false;
+    }
+  }
+
+  async apply(file: PolicyFileConfig, reason: ApplyReason = 'boot'): Promise<ApplyOutcome> {
     const members = file.budgets.map((b) => `${b.scope}:${b.id}`);
     const digest = digestOf(file);
     const previous = parseVersion((await this.shared.readRecords(COLLECTION)).get(FIELD));
@@ -107,6 +151,7 @@ export class PolicyFileService implements OnApplicationBootstrap, OnApplicationS
       digest: digest.slice(0, 12),
       budgets: members.length,
       removed: dropped.length,
+      reason,
     });
     this.logger.log(
       `Applied ${file.path}: ${members.length} budgets set, ${dropped.length} removed.`,
@@ -114,9 +159,28 @@ export class PolicyFileService implements OnApplicationBootstrap, OnApplicationS
     return 'applied';
   }
 
+  private applyOnce(file: PolicyFileConfig, reason: ApplyReason): Promise<ApplyOutcome> {
+    this.applying ??= this.apply(file, reason).finally(() => {
+      this.applying = undefined;
+    });
+    return this.applying;
+  }
+
+  private watchForLoss(file: PolicyFileConfig): void {
+    this.check = setInterval(() => void this.restoreIfLost(file), file.checkIntervalMs);
+    this.check.unref();
+    if (this.store instanceof FailoverBucketStore) {
+      // Back from an outage is when a Redis that restarted empty is first seen: check at once.
+      this.stopWatching = this.store.watchTransitions((event) => {
+        if (event.healthy) void this.restoreIfLost(file);
+      });
+    }
+  }
+
   private async applyOrRetry(file: PolicyFileConfig): Promise<void> {
+    this.retry = undefined;
     try {
-      await this.apply(file);
+      await this.applyOnce(file, 'boot');
     } catch (error) {
       if (!(error instanceof BucketStoreUnavailableError)) throw error;
       this.logger.warn(

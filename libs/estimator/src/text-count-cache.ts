@@ -63,10 +63,18 @@ export class TextCountCache {
   }
 }
 
-/** A cheap hash of a text's length and 32 of its characters; collisions only waste a copy. */
+/**
+ * A cheap hash of a text's length, its first and last 16 characters and 32 spread over the rest;
+ * collisions only waste a copy. The ends in full because texts built from one template tend to
+ * differ there (a counter, a name, a date up front).
+ */
 function fingerprint(text: string): number {
   const len = text.length;
   let h = Math.imul(len, 0x9e3779b1);
+  for (let k = 0; k < 16; k++) {
+    h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+    h = Math.imul(h ^ text.charCodeAt(len - 1 - k), 0x01000193);
+  }
   const step = len / 32;
   for (let k = 0; k < 32; k++) {
     h = Math.imul(h ^ text.charCodeAt(Math.floor(k * step)), 0x01000193);

@@ -82,3 +82,27 @@ export function rssBytes(pid: number | undefined): number {
     return 0;
   }
 }
+
+/**
+ * RSS of an idle process once V8 has given back what it kept from its boot: sampled every
+ * 500 ms until it has dropped (by a megabyte or more) and then held for 5 s, or `maxMs` has
+ * passed. V8's memory reducer shrinks the heap some seconds (about 9 here) after allocation
+ * stops. The lowest sample, and how long after the call it was seen.
+ */
+export async function settledRss(
+  pid: number | undefined,
+  maxMs: number,
+): Promise<{ rss: number; afterMs: number }> {
+  const started = performance.now();
+  const first = rssBytes(pid);
+  let lowest = first;
+  let droppedAt = started;
+  const settled = () => lowest < first - 2 ** 20 && performance.now() - droppedAt >= 5_000;
+  while (performance.now() - started < maxMs && !settled()) {
+    await sleep(500);
+    const rss = rssBytes(pid);
+    if (rss < lowest - 2 ** 20) droppedAt = performance.now();
+    lowest = Math.min(lowest, rss);
+  }
+  return { rss: lowest, afterMs: droppedAt - started };
+}

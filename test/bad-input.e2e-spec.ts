@@ -154,6 +154,30 @@ describe('bad input is refused in the OpenAI error shape and costs nothing', () 
     expect(Object.prototype).not.toHaveProperty('polluted');
   });
 
+  it('more than 2048 embedding inputs (OpenAI refuses them too)', async () => {
+    for (const input of [Array(2049).fill('hi'), Array(2049).fill([1, 2])]) {
+      const res = await request(h.url)
+        .post('/v1/embeddings')
+        .set('x-user-id', 'victim')
+        .send({ model: 'text-embedding-3-small', input })
+        .expect(400);
+      expectInvalidRequest(res.body);
+      expect((res.body as ErrorBody).error.param).toBe('input');
+    }
+  });
+
+  it('2048 embedding inputs, or a flat token array longer than that, pass validation', async () => {
+    for (const input of [Array(2048).fill('hi'), Array(3000).fill(7)]) {
+      // Valid, and too large for the 1000-token user budget of this harness: a 429, not a 400.
+      const res = await request(h.url)
+        .post('/v1/embeddings')
+        .set('x-user-id', 'embedder')
+        .send({ model: 'text-embedding-3-small', input })
+        .expect(429);
+      expect((res.body as ErrorBody).error.code).toBe('request_too_large');
+    }
+  });
+
   it('unknown routes answer 404 in the OpenAI shape', async () => {
     const res = await request(h.url).post('/v1/nope').send({}).expect(404);
     expect((res.body as ErrorBody).error.type).toBe('not_found_error');

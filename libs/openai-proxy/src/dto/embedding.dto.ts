@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsInt, IsNotEmpty, IsOptional, IsString, MaxLength, Min } from 'class-validator';
-import { IsTextOrTokens } from './openai-validators';
+import { IsEmbeddingInput } from './openai-validators';
 
 /** `POST /v1/embeddings`: input tokens only, no output allowance. */
 export class EmbeddingRequestDto {
@@ -11,7 +11,7 @@ export class EmbeddingRequestDto {
   model!: string;
 
   @ApiProperty({ example: 'The quick brown fox', description: 'String, strings, or token ids' })
-  @IsTextOrTokens()
+  @IsEmbeddingInput()
   input!: string | string[] | number[] | number[][];
 
   @IsOptional()

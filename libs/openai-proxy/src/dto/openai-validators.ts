@@ -29,6 +29,36 @@ export function IsTextOrTokens(options?: ValidationOptions): PropertyDecorator {
   );
 }
 
+/** Most inputs one embeddings request may carry (OpenAI's limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+/**
+ * An embeddings input: as isTextOrTokens, with at most MAX_EMBEDDING_INPUTS strings or token
+ * arrays (a flat array of token ids is one input). Checked before the items, so a body of
+ * millions of inputs is refused without reading them; the upstream would refuse it anyway.
+ */
+export function isEmbeddingInput(value: unknown): boolean {
+  if (Array.isArray(value) && value.length > MAX_EMBEDDING_INPUTS && !value.every(isTokenId)) {
+    return false;
+  }
+  return isTextOrTokens(value);
+}
+
+export function IsEmbeddingInput(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isEmbeddingInput',
+      validator: {
+        validate: isEmbeddingInput,
+        defaultMessage: () =>
+          'must be a string, an array of token ids, or an array of at most ' +
+          `${MAX_EMBEDDING_INPUTS} strings or token-id arrays (arrays not empty)`,
+      },
+    },
+    options,
+  );
+}
+
 /** The Responses API `input`: a string or an array of item objects. */
 export function IsResponseInput(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(

@@ -1,12 +1,10 @@
 import { BUCKET_STORE, MemoryBucketStore } from '@tokenguard/bucket-store';
 import {
   describeWithRedis,
-  probeRedisBinariesSync,
-  probeRedisSync,
   type RedisServerHandle,
   startRedisServer,
-  testRedisUrl,
   uniqueNamespace,
+  probeThrowawayRedisSync,
 } from '@tokenguard/bucket-store/testing';
 import { countChatPromptTokens } from '@tokenguard/estimator';
 import { GatewayMetrics, NoopGatewayMetrics } from '@tokenguard/metrics';
@@ -606,10 +604,7 @@ describe('ENABLE_METRICS=false', () => {
   });
 });
 
-const canRunThrowawayRedis = (() => {
-  const binaries = probeRedisBinariesSync();
-  return binaries.ok ? probeRedisSync(testRedisUrl()) : binaries;
-})();
+const canRunThrowawayRedis = probeThrowawayRedisSync();
 
 describeWithRedis('store metrics while Redis is down', canRunThrowawayRedis, () => {
   let redis: RedisServerHandle;

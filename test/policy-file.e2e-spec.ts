@@ -6,12 +6,12 @@ import { createRedisClient, type RedisClient, waitForRedisReady } from '@tokengu
 import {
   deleteNamespace,
   describeWithRedis,
-  probeRedisBinariesSync,
   probeRedisSync,
   type RedisServerHandle,
   startRedisServer,
   testRedisUrl,
   uniqueNamespace,
+  probeThrowawayRedisSync,
 } from '@tokenguard/bucket-store/testing';
 import { ConfigValidationError } from '@tokenguard/config';
 import { createGatewayApp } from '../apps/gateway/src/gateway.factory';
@@ -244,10 +244,7 @@ describeWithRedis('POLICY_FILE on a shared Redis', probeRedisSync(testRedisUrl()
   });
 });
 
-const canRunThrowawayRedis = (() => {
-  const binaries = probeRedisBinariesSync();
-  return binaries.ok ? probeRedisSync(testRedisUrl()) : binaries;
-})();
+const canRunThrowawayRedis = probeThrowawayRedisSync();
 
 describeWithRedis('POLICY_FILE when Redis loses its data', canRunThrowawayRedis, () => {
   let redis: RedisServerHandle;

@@ -3,13 +3,13 @@ import { Pool } from 'undici';
 import { countChatPromptTokens } from '@tokenguard/estimator';
 import {
   describeWithRedis,
-  probeRedisBinariesSync,
   probeRedisSync,
   type RedisServerHandle,
   startRedisCluster,
   startRedisServer,
   testRedisUrl,
   uniqueNamespace,
+  probeThrowawayRedisSync,
 } from '@tokenguard/bucket-store/testing';
 import { createGatewayApp } from '../apps/gateway/src/gateway.factory';
 import { startMockOpenAI, type MockOpenAIServer } from '../apps/mock-openai/src';
@@ -160,10 +160,7 @@ describeWithRedis('gateway instances sharing one Redis', probeRedisSync(testRedi
   });
 });
 
-const canRunThrowawayRedis = (() => {
-  const binaries = probeRedisBinariesSync();
-  return binaries.ok ? probeRedisSync(testRedisUrl()) : binaries;
-})();
+const canRunThrowawayRedis = probeThrowawayRedisSync();
 
 describeWithRedis('Redis stopped during traffic, then started again', canRunThrowawayRedis, () => {
   let mock: MockOpenAIServer;

@@ -12,6 +12,7 @@ export {
   describeWithRedis,
   probeRedisBinariesSync,
   probeRedisSync,
+  probeThrowawayRedisSync,
   testRedisUrl,
 } from './redis-availability';
 export {

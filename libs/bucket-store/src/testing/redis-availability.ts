@@ -85,6 +85,15 @@ export function probeRedisBinariesSync(): RedisRequirement {
 }
 
 /**
+ * A private `redis-server` can be started (the binaries run) and the shared test Redis answers:
+ * what suites that restart or kill a Redis of their own need.
+ */
+export function probeThrowawayRedisSync(): RedisRequirement {
+  const binaries = probeRedisBinariesSync();
+  return binaries.ok ? probeRedisSync(testRedisUrl()) : binaries;
+}
+
+/**
  * `describe` when the requirement is met. Otherwise: under `CI=true` a suite with one failing
  * test that gives the reason; elsewhere `describe.skip` and a console warning.
  */

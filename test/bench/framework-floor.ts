@@ -5,7 +5,12 @@
  * validation, no estimate, no logs, no metrics. Placed between the bare proxy and the gateway
  * in the benchmark table, these two rows show how much of the gap each layer accounts for.
  *
- * `node framework-floor.js <fastify|nest> <port> <upstream origin>`
+ * A third mode, `estimate`, is Fastify plus the one piece of work no gateway that reserves
+ * before the call can skip: the gateway's own TokenEstimatorService counting every prompt.
+ * Nothing else (no buckets, no validation, no logs). Its ratio to the bare proxy bounds what
+ * any such gateway can reach on the machine.
+ *
+ * `node framework-floor.js <fastify|nest|estimate> <port> <upstream origin>`
  */
 import 'reflect-metadata';
 import { Controller, Module, Post, Req, Res } from '@nestjs/common';
@@ -13,6 +18,8 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { Pool } from 'undici';
+import type { ChatEstimateInput } from '../../libs/estimator/src/estimator.types';
+import { TokenEstimatorService } from '../../libs/estimator/src/token-estimator.service';
 
 const mode = process.argv[2];
 const port = Number(process.argv[3] ?? 18186);
@@ -56,6 +63,19 @@ async function main(): Promise<void> {
     await app.listen({ port, host: '127.0.0.1' });
     return;
   }
+  if (mode === 'estimate') {
+    // As the gateway configures it (default engine), warmed up as at boot.
+    const estimator = new TokenEstimatorService({ defaultMaxOutputTokens: 1024 });
+    estimator.onModuleInit();
+    const app = Fastify({ bodyLimit: 16 * 1024 * 1024 });
+    app.post('/v1/chat/completions', async (request, reply) => {
+      estimator.estimateChat(request.body as ChatEstimateInput);
+      await forward(request, reply);
+    });
+    app.get('/health', () => ({ ok: true }));
+    await app.listen({ port, host: '127.0.0.1' });
+    return;
+  }
   if (mode === 'nest') {
     const app = await NestFactory.create<NestFastifyApplication>(
       FloorModule,
@@ -68,7 +88,7 @@ async function main(): Promise<void> {
     await app.listen(port, '127.0.0.1');
     return;
   }
-  throw new Error(`mode must be fastify or nest, got ${String(mode)}`);
+  throw new Error(`mode must be fastify, nest or estimate, got ${String(mode)}`);
 }
 
 main().catch((error: unknown) => {

@@ -35,6 +35,7 @@ const PORTS = {
   fastify: 18286,
   nest: 18287,
   scaling: 18288,
+  estimate: 18289,
 };
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
@@ -256,9 +257,10 @@ async function main(): Promise<void> {
     );
     services.push(bare);
     // The frameworks alone (framework-floor.ts): what Fastify, then Nest, cost over the bare
-    // proxy before any of TokenGuard's work.
-    const floors: Record<'fastify' | 'nest', Service> = {} as Record<'fastify' | 'nest', Service>;
-    for (const mode of ['fastify', 'nest'] as const) {
+    // proxy before any of TokenGuard's work; and Fastify plus the prompt estimate alone.
+    type FloorMode = 'fastify' | 'nest' | 'estimate';
+    const floors = {} as Record<FloorMode, Service>;
+    for (const mode of ['fastify', 'nest', 'estimate'] as const) {
       floors[mode] = await startService(
         `${mode} floor`,
         [join(__dirname, 'framework-floor.js'), mode, String(PORTS[mode]), mock.url],
@@ -338,6 +340,13 @@ async function main(): Promise<void> {
         name: 'nest floor',
         service: floors.nest,
         pid: floors.nest.child.pid,
+        headers: auth,
+        throughputOnly: true,
+      },
+      {
+        name: 'estimate floor',
+        service: floors.estimate,
+        pid: floors.estimate.child.pid,
         headers: auth,
         throughputOnly: true,
       },
@@ -472,6 +481,13 @@ async function main(): Promise<void> {
           `${fmt(ratio(r.rps, bareRps), 2).padStart(7)}${fmt(ratio(r.rps, peerRps), 2).padStart(8)}`,
       );
     }
+    const fastifyFloor = tp.get('fastify floor') as LoadResult;
+    const estimateFloor = tp.get('estimate floor') as LoadResult;
+    out(
+      `estimate floor = fastify floor + the gateway's prompt estimate and nothing else: ` +
+        `+${fmt(estimateFloor.cpuMsPerRequest - fastifyFloor.cpuMsPerRequest, 3)} ms CPU/req; ` +
+        `${fmt(ratio(estimateFloor.rps, bareRps), 2)}× bare bounds any gateway that counts prompts before the call`,
+    );
     out(`\n2. Added latency at ${rate} req/s (gateway minus direct)`);
     const direct = fx.get('direct (mock)') as LoadResult;
     for (const name of ['gateway memory', 'gateway redis']) {

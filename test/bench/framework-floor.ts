@@ -5,10 +5,10 @@
  * validation, no estimate, no logs, no metrics. Placed between the bare proxy and the gateway
  * in the benchmark table, these two rows show how much of the gap each layer accounts for.
  *
- * A third mode, `estimate`, is Fastify plus the one piece of work no gateway that reserves
- * before the call can skip: the gateway's own TokenEstimatorService counting every prompt.
- * Nothing else (no buckets, no validation, no logs). Its ratio to the bare proxy bounds what
- * any such gateway can reach on the machine.
+ * A third mode, `estimate`, is the Nest floor plus the one piece of work no gateway that
+ * reserves before the call can skip: the gateway's own TokenEstimatorService counting every
+ * prompt. Nothing else (no buckets, no validation, no logs). Its ratio to the bare proxy bounds
+ * what any gateway on this stack (Nest on Fastify, a real tokenizer) can reach on the machine.
  *
  * `node framework-floor.js <fastify|nest|estimate> <port> <upstream origin>`
  */
@@ -26,8 +26,12 @@ const port = Number(process.argv[3] ?? 18186);
 const upstream = process.argv[4] ?? 'http://127.0.0.1:18181';
 const pool = new Pool(upstream, { connections: 128, pipelining: 1 });
 
+/** Set in `estimate` mode: as the gateway configures it (default engine), warmed up at boot. */
+let estimator: TokenEstimatorService | undefined;
+
 /** One forward: the parsed body re-sent as JSON (both frameworks parse it anyway). */
 async function forward(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  estimator?.estimateChat(request.body as ChatEstimateInput);
   const answer = await pool.request({
     method: 'POST',
     path: request.url,
@@ -63,20 +67,11 @@ async function main(): Promise<void> {
     await app.listen({ port, host: '127.0.0.1' });
     return;
   }
-  if (mode === 'estimate') {
-    // As the gateway configures it (default engine), warmed up as at boot.
-    const estimator = new TokenEstimatorService({ defaultMaxOutputTokens: 1024 });
-    estimator.onModuleInit();
-    const app = Fastify({ bodyLimit: 16 * 1024 * 1024 });
-    app.post('/v1/chat/completions', async (request, reply) => {
-      estimator.estimateChat(request.body as ChatEstimateInput);
-      await forward(request, reply);
-    });
-    app.get('/health', () => ({ ok: true }));
-    await app.listen({ port, host: '127.0.0.1' });
-    return;
-  }
-  if (mode === 'nest') {
+  if (mode === 'nest' || mode === 'estimate') {
+    if (mode === 'estimate') {
+      estimator = new TokenEstimatorService({ defaultMaxOutputTokens: 1024 });
+      estimator.onModuleInit();
+    }
     const app = await NestFactory.create<NestFastifyApplication>(
       FloorModule,
       new FastifyAdapter({ bodyLimit: 16 * 1024 * 1024 }),

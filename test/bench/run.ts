@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     );
     services.push(bare);
     // The frameworks alone (framework-floor.ts): what Fastify, then Nest, cost over the bare
-    // proxy before any of TokenGuard's work; and Fastify plus the prompt estimate alone.
+    // proxy before any of TokenGuard's work; and Nest plus the prompt estimate alone.
     type FloorMode = 'fastify' | 'nest' | 'estimate';
     const floors = {} as Record<FloorMode, Service>;
     for (const mode of ['fastify', 'nest', 'estimate'] as const) {
@@ -481,12 +481,12 @@ async function main(): Promise<void> {
           `${fmt(ratio(r.rps, bareRps), 2).padStart(7)}${fmt(ratio(r.rps, peerRps), 2).padStart(8)}`,
       );
     }
-    const fastifyFloor = tp.get('fastify floor') as LoadResult;
+    const nestFloor = tp.get('nest floor') as LoadResult;
     const estimateFloor = tp.get('estimate floor') as LoadResult;
     out(
-      `estimate floor = fastify floor + the gateway's prompt estimate and nothing else: ` +
-        `+${fmt(estimateFloor.cpuMsPerRequest - fastifyFloor.cpuMsPerRequest, 3)} ms CPU/req; ` +
-        `${fmt(ratio(estimateFloor.rps, bareRps), 2)}× bare bounds any gateway that counts prompts before the call`,
+      `estimate floor = nest floor + the gateway's prompt estimate and nothing else: ` +
+        `+${fmt(estimateFloor.cpuMsPerRequest - nestFloor.cpuMsPerRequest, 3)} ms CPU/req; ` +
+        `${fmt(ratio(estimateFloor.rps, bareRps), 2)}× bare bounds any gateway on this stack that counts prompts before the call`,
     );
     out(`\n2. Added latency at ${rate} req/s (gateway minus direct)`);
     const direct = fx.get('direct (mock)') as LoadResult;

@@ -51,7 +51,10 @@ class Clock {
 
 interface Instance {
   readonly service: UpstreamLimitsService;
+  /** An upstream answer, then every store update it scheduled. */
   readonly answer: (answer: Partial<UpstreamAnswer>) => Promise<void>;
+  /** An upstream answer, as the proxy reports it (nothing awaited). */
+  readonly emit: (answer: Partial<UpstreamAnswer>) => void;
 }
 
 function setup(env: Record<string, string> = {}) {
@@ -72,23 +75,26 @@ function setup(env: Record<string, string> = {}) {
     } as unknown as OpenAIProxyService;
     const service = new UpstreamLimitsService(config, store, shared, metrics, proxy, clock);
     service.onModuleInit();
+    const emit = (answer: Partial<UpstreamAnswer>) =>
+      listener?.({
+        model: MODEL,
+        status: 200,
+        headers: {},
+        streamed: false,
+        reservation: undefined,
+        ...answer,
+      });
     return {
       service,
+      emit,
       answer: async (answer) => {
-        listener?.({
-          model: MODEL,
-          status: 200,
-          headers: {},
-          streamed: false,
-          reservation: undefined,
-          ...answer,
-        });
+        emit(answer);
         await service.idle();
       },
     };
   }
 
-  const { service, answer } = instance();
+  const { service, answer, emit } = instance();
   let sequence = 0;
   /** A reservation as the LimiterGuard makes it, the model's upstream charges included. */
   const reserve = (tokens: number, scopes: ScopeRef[] = [USER], using = service) => {
@@ -96,7 +102,7 @@ function setup(env: Record<string, string> = {}) {
     return store.reserve(withUpstreamCharges(request, using.chargesFor(MODEL)));
   };
   const level = async (scope: ScopeRef) => (await store.getBucket(scope)).tokens;
-  return { clock, store, shared, metrics, service, answer, instance, reserve, level };
+  return { clock, store, shared, metrics, service, answer, emit, instance, reserve, level };
 }
 
 const headers = (figures: Record<string, string>) =>
@@ -362,5 +368,59 @@ describe('UpstreamLimitsService', () => {
     await answer({ headers: OPENAI });
     expect((await store.getBucket(TOKENS)).capacity).toBe(60_000);
     expect(service.chargesFor(MODEL)).toBeDefined();
+  });
+
+  describe('under sustained traffic', () => {
+    const remaining = (tokens: number) => ({
+      headers: { ...OPENAI, 'x-ratelimit-remaining-tokens': String(tokens) },
+    });
+
+    it('gathers the answers of a busy period into a few rounds, lowering to the latest remaining', async () => {
+      const { service, emit, store, level } = setup();
+      emit(remaining(50_000));
+      await service.idle();
+      const lowered = jest.spyOn(store as BucketStore, 'lowerLevel');
+      // 50 answers over about 100 ms: one round of two lowerings each would be 100 calls.
+      for (let i = 1; i <= 50; i++) {
+        emit(remaining(50_000 - i * 10));
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await service.idle();
+      expect(lowered.mock.calls.length).toBeLessThanOrEqual(2 * 6);
+      expect(await level(TOKENS)).toBe(49_500);
+      // A higher remaining in the same gap does not undo a lower one (levels are never raised).
+      emit(remaining(30_000));
+      emit(remaining(45_000));
+      await service.idle();
+      expect(await level(TOKENS)).toBe(30_000);
+    });
+
+    it('lets idle() return while answers keep arriving', async () => {
+      const { service, emit, store, level } = setup();
+      emit(remaining(50_000));
+      await service.idle();
+      // Each store update takes longer than the gap between answers: a round always has
+      // another answer behind it, so the chain of rounds never ends while traffic lasts.
+      const slowLower = store.lowerLevel.bind(store);
+      jest.spyOn(store as BucketStore, 'lowerLevel').mockImplementation(async (scope, tokens) => {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        return slowLower(scope, tokens);
+      });
+      let next = 49_000;
+      const traffic = setInterval(() => emit(remaining((next -= 10))), 2);
+      try {
+        emit(remaining(40_000));
+        const outcome = await Promise.race([
+          service.idle().then(() => 'idle'),
+          new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting')),
+        ]);
+        expect(outcome).toBe('idle');
+        // What idle() waited for includes the answer sent before it was called.
+        expect(await level(TOKENS)).toBeLessThanOrEqual(40_000);
+      } finally {
+        clearInterval(traffic);
+      }
+      await service.idle();
+    });
   });
 });

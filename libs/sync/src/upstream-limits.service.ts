@@ -1,3 +1,4 @@
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 import {
   Inject,
   Injectable,
@@ -51,6 +52,15 @@ const SHARE_EVERY_MS = 5_000;
 /** How old this instance's copy of the shared records may get while requests come in. */
 const REFRESH_EVERY_MS = 5_000;
 
+/**
+ * Every answer asks for a round of store updates, and a round costs two script calls (one
+ * lowering per bucket): under load that was two more Redis calls per request. A round begins
+ * at least this long after the previous one ended, with the answers of the gap gathered into
+ * it, unless they changed a limit or paused the model (a 429), which go at once. Levels follow
+ * the provider's remaining figures (per-minute windows) at most this much later.
+ */
+export const MIN_ROUND_GAP_MS = 50;
+
 /** Seconds in the provider's limit window: limits are per minute. */
 const WINDOW_SECONDS = 60;
 
@@ -82,6 +92,12 @@ interface ModelState {
   /** Store updates in flight, one chain per model; `again` asks it for one more round. */
   applying: Promise<void> | undefined;
   again: boolean;
+  /** A round is running; rounds finished so far; idle() callers waiting for a round. */
+  inRound: boolean;
+  /** performance.now() before which no round begins unless a limit changed or a 429 came. */
+  nextRoundAt: number;
+  roundsDone: number;
+  roundWaiters: Array<{ readonly after: number; readonly resolve: () => void }>;
 }
 
 /** One model as `GET /sync/openai-limits` shows it. */
@@ -96,6 +112,9 @@ export interface ModelLimitsView {
 }
 
 const wallClock: SyncClock = { now: () => Date.now() };
+
+/** A pause that never keeps the process alive (a shutdown does not wait for it). */
+const sleep = (ms: number) => setTimeoutPromise(ms, undefined, { ref: false });
 
 export function tokensScope(model: string): ScopeRef {
   return { type: 'upstream', id: model };
@@ -191,8 +210,14 @@ export class UpstreamLimitsService implements UpstreamLimitSource, OnModuleInit,
       state.charges = chargesOf(state.limits);
       state.shareNow = true;
     }
-    if (parsed.remainingTokens !== undefined) state.lower.tokens = parsed.remainingTokens;
-    if (parsed.remainingRequests !== undefined) state.lower.requests = parsed.remainingRequests;
+    // The lowest of the answers gathered for the next round: what lowering to each in turn does.
+    const { lower } = state;
+    if (parsed.remainingTokens !== undefined) {
+      lower.tokens = Math.min(lower.tokens ?? Infinity, parsed.remainingTokens);
+    }
+    if (parsed.remainingRequests !== undefined) {
+      lower.requests = Math.min(lower.requests ?? Infinity, parsed.remainingRequests);
+    }
     if (answer.status === 429) this.pauseFor(state, parsed, answer, now);
     this.metrics.upstreamLimits(model, {
       limitTokens: state.limits.limitTokens,
@@ -307,14 +332,30 @@ export class UpstreamLimitsService implements UpstreamLimitSource, OnModuleInit,
     await this.idle();
   }
 
-  /** Resolves once every store update scheduled so far has been made. */
+  /**
+   * Resolves once every store update scheduled so far has been made: the round running now, and
+   * the next one when answers arrived since it began. Later answers do not hold it up, so it
+   * returns under sustained traffic too.
+   */
   async idle(): Promise<void> {
-    for (;;) {
-      const pending = [...this.models.values()]
-        .map((state) => state.applying)
-        .filter((p): p is Promise<void> => p !== undefined);
-      if (pending.length === 0) return;
-      await Promise.all(pending);
+    const waits: Promise<void>[] = [];
+    for (const state of this.models.values()) {
+      if (state.applying === undefined) continue;
+      const after = state.roundsDone + (state.inRound ? 1 : 0) + (state.again ? 1 : 0);
+      if (after === state.roundsDone) continue;
+      waits.push(new Promise((resolve) => state.roundWaiters.push({ after, resolve })));
+    }
+    await Promise.all(waits);
+  }
+
+  /** Wake the idle() callers a finished round (or the end of the chain) satisfies. */
+  private wake(state: ModelState, all: boolean): void {
+    if (state.roundWaiters.length === 0) return;
+    const waiting = state.roundWaiters;
+    state.roundWaiters = [];
+    for (const waiter of waiting) {
+      if (all || waiter.after <= state.roundsDone) waiter.resolve();
+      else state.roundWaiters.push(waiter);
     }
   }
 
@@ -380,14 +421,22 @@ export class UpstreamLimitsService implements UpstreamLimitSource, OnModuleInit,
       state.again = true;
       return;
     }
+    // A round is owed until one begins (applyLoop may first wait out the gap).
+    state.again = true;
     state.applying = this.applyLoop(state).finally(() => {
       state.applying = undefined;
+      this.wake(state, true);
     });
   }
 
   private async applyLoop(state: ModelState): Promise<void> {
     do {
+      // Only lowerings pending: let the answers of the gap gather into this round. A changed
+      // limit or a 429 (shareNow) goes at once.
+      const wait = state.nextRoundAt - performance.now();
+      if (wait > 0 && !state.shareNow) await sleep(wait);
       state.again = false;
+      state.inRound = true;
       try {
         await this.applyOnce(state);
       } catch (error) {
@@ -397,6 +446,11 @@ export class UpstreamLimitsService implements UpstreamLimitSource, OnModuleInit,
         );
         state.applied = {};
         return;
+      } finally {
+        state.inRound = false;
+        state.roundsDone++;
+        state.nextRoundAt = performance.now() + MIN_ROUND_GAP_MS;
+        this.wake(state, false);
       }
     } while (state.again);
   }
@@ -478,6 +532,10 @@ function newState(limits: LearnedLimits): ModelState {
     shareNow: true,
     applying: undefined,
     again: false,
+    inRound: false,
+    nextRoundAt: 0,
+    roundsDone: 0,
+    roundWaiters: [],
   };
 }
 

@@ -1,5 +1,7 @@
 import request from 'supertest';
+import { BUCKET_STORE, type BucketStore } from '@tokenguard/bucket-store';
 import { countChatPromptTokens } from '@tokenguard/estimator';
+import { SettlementService } from '@tokenguard/limiter';
 import { chatBody, type Harness, startHarness, UPSTREAM_KEY } from './support/gateway-harness';
 
 const user = (id: string, extra: Record<string, string> = {}) => ({ 'x-user-id': id, ...extra });
@@ -55,6 +57,45 @@ describe('POST /v1/chat/completions (supertest)', () => {
     );
     expect(res.headers['x-ratelimit-reset-tokens']).toBeUndefined(); // refill is 0 here
     expect(JSON.stringify(res.headers)).not.toContain(UPSTREAM_KEY);
+  });
+
+  it('answers without waiting for the store to settle, and the settle still lands', async () => {
+    // The store's settle held until the test lets it go: the answer must not wait for it.
+    const store = h.app.get<BucketStore>(BUCKET_STORE);
+    const settlement = h.app.get(SettlementService);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const settle = store.settle.bind(store);
+    const held = jest.spyOn(store, 'settle').mockImplementation(async (id, actual) => {
+      await gate;
+      return settle(id, actual);
+    });
+    try {
+      const answer = request(h.url)
+        .post('/v1/chat/completions')
+        .set(user('slow-settle'))
+        .send(chatBody({ mock: { completionTokens: 5 } }))
+        .then((res) => res);
+      const res = await Promise.race([
+        answer,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('the answer waited for the settle')), 5_000),
+        ),
+      ]);
+      expect(res.status).toBe(200);
+      const used = (res.body as { usage: { total_tokens: number } }).usage.total_tokens;
+      // The header already counts the refund the pending settle applies.
+      expect(res.headers['x-ratelimit-remaining-tokens']).toBe(String(1000 - used));
+      expect(held).toHaveBeenCalledTimes(1);
+      expect(settlement.openReservations).toBe(1);
+      release();
+      await settlement.whenSettled(5_000);
+      expect(settlement.openReservations).toBe(0);
+      expect(await userTokens(h, 'user', 'slow-settle')).toBe(1000 - used);
+    } finally {
+      release();
+      held.mockRestore();
+    }
   });
 
   it('reports the tightest scope in the rate-limit headers', async () => {

@@ -67,9 +67,11 @@ export class SettlementService {
 
   /**
    * Runs a charged route's work (the upstream call) and settles the request once it has its
-   * result: to the recorded usage on success, in full refund on error. It settles before the
-   * body is sent, so the remaining-tokens header (rewritten here) and any read of the bucket
-   * right after the response already reflect the real cost rather than the estimate. A stream
+   * result: to the recorded usage on success, in full refund on error. The settle is handed to
+   * the store before the body is sent, without waiting for its answer (a Redis round trip the
+   * client would wait for): the store runs calls in the order they were made, so any later
+   * request or bucket read through this instance already sees the real cost, and the
+   * remaining-tokens header (rewritten here) counts the refund the settle applies. A stream
    * still running settles when its response closes (see LimiterGuard).
    *
    * Every charged handler calls it, rather than a global Nest interceptor doing the same: Nest
@@ -98,22 +100,32 @@ export class SettlementService {
       if (!(error instanceof HttpException) || error.getStatus() >= 500) {
         rateLimit.telemetry.outcome = 'error';
       }
-      await this.settleAndReport(rateLimit, reply);
+      this.settleAndReport(rateLimit, reply);
       throw error;
     }
     rateLimit.leaveHandler();
     // A stream still running settles when the response closes; one whose client has left
     // already, now.
     if (!rateLimit.streaming || rateLimit.responseClosed) {
-      await this.settleAndReport(rateLimit, reply);
+      this.settleAndReport(rateLimit, reply);
     }
     return result;
   }
 
-  private async settleAndReport(rateLimit: RateLimitContext, reply: FastifyReply): Promise<void> {
-    const { refunded } = await this.settle(rateLimit);
+  /**
+   * Settles (not awaited: the settlement never rejects, and a shutdown waits for it through
+   * `open`) and rewrites the headers with the refund it applies: the reserved estimate minus
+   * the actual charge. Only a settle the store finds nothing to apply to (a reservation
+   * expired) refunds less; that header then reads high until the next request.
+   */
+  private settleAndReport(rateLimit: RateLimitContext, reply: FastifyReply): void {
+    void this.settle(rateLimit);
     const tightest = tightestBucket(rateLimit.buckets);
-    if (tightest && !reply.sent) void reply.headers(rateLimitHeaders(tightest, refunded));
+    if (tightest === undefined || reply.sent) return;
+    const refunded = rateLimit.holdsReservation
+      ? rateLimit.estimate.totalTokens - (rateLimit.telemetry.chargedTokens ?? 0)
+      : 0;
+    void reply.headers(rateLimitHeaders(tightest, refunded));
   }
 
   settle(context: RateLimitContext): Promise<SettleResult> {

@@ -131,9 +131,14 @@ async function load(
 }
 
 /** Time to the first body byte of a streamed completion, sequentially. */
-async function ttfb(target: Target, requests: number): Promise<{ p50: number; p99: number }> {
+async function ttfb(
+  target: Target,
+  requests: number,
+  stream = true,
+): Promise<{ p50: number; p99: number }> {
   const client = new Client(target.service.url);
   const samples: number[] = [];
+  const body = chatBody(stream, 20);
   try {
     for (let i = 0; i < requests; i++) {
       const started = performance.now();
@@ -141,7 +146,8 @@ async function ttfb(target: Target, requests: number): Promise<{ p50: number; p9
         method: 'POST',
         path: '/v1/chat/completions',
         headers: { 'content-type': 'application/json', ...target.headers },
-        body: chatBody(true, 20),
+        // A prompt of its own, as under load: no cache of whole prompts answers for the tokenizer.
+        body: body.replace(ID_SLOT, nextId()),
       });
       let first: number | undefined;
       for await (const _chunk of res.body) first ??= performance.now();
@@ -417,6 +423,12 @@ async function main(): Promise<void> {
     for (const name of ['direct (mock)', 'gateway memory', 'gateway redis']) {
       firstByte.set(name, await ttfb(byName(name), ttfbRequests));
     }
+    // 3c. The same one request at a time, non-streaming, through every layer: what each adds
+    // to a lone request's latency (the floors do not stream).
+    const lone = new Map<string, { p50: number; p99: number }>();
+    for (const target of targets.filter((t) => t.name !== 'portkey (peer)')) {
+      lone.set(target.name, await ttfb(target, ttfbRequests, false));
+    }
 
     const busyRss = rssBytes(memory.child.pid);
 
@@ -505,6 +517,15 @@ async function main(): Promise<void> {
       out(
         `${target.name.padEnd(17)}${fmt(r.rps).padStart(7)}${fmt(r.p50, 1).padStart(10)}${fmt(r.p99, 1).padStart(8)}` +
           `${f ? fmt(f.p50, 2).padStart(11) : '          -'}${f ? fmt(f.p99, 2).padStart(10) : '         -'}`,
+      );
+    }
+    out('\nOne request at a time, non-streaming, first byte (ms)');
+    out('target                p50     p99   p50 added over direct');
+    const loneDirect = lone.get('direct (mock)') as { p50: number };
+    for (const [name, r] of lone) {
+      out(
+        `${name.padEnd(17)}${fmt(r.p50, 2).padStart(8)}${fmt(r.p99, 2).padStart(8)}` +
+          `${fmt(r.p50 - loneDirect.p50, 2).padStart(10)}`,
       );
     }
     out('\n4. Store: reserve + settle (test/bench/bucket-store.bench.ts)');
@@ -624,6 +645,7 @@ async function main(): Promise<void> {
       fixedRate: { rate, results: Object.fromEntries(fx) },
       streaming: Object.fromEntries(st),
       ttfb: Object.fromEntries(firstByte),
+      loneRequest: Object.fromEntries(lone),
       scalingByScopes: Object.fromEntries(sc),
       scalingByPromptSize: Object.fromEntries(sz),
       store: storeBench,

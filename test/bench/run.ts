@@ -130,35 +130,54 @@ async function load(
   };
 }
 
-/** Time to the first body byte of a streamed completion, sequentially. */
-async function ttfb(
-  target: Target,
+/**
+ * Time to the first body byte of one request at a time, `requests` per target. The targets
+ * take turns in blocks of BLOCK requests, so that drift of the machine falls on all alike; the
+ * first WAKE of each block are sent but not counted, because a process that has just been idle
+ * answers slower (wake-up) than one in use, and the figure is for a gateway in use.
+ */
+async function firstByte(
+  targets: readonly Target[],
   requests: number,
-  stream = true,
-): Promise<{ p50: number; p99: number }> {
-  const client = new Client(target.service.url);
-  const samples: number[] = [];
+  stream: boolean,
+): Promise<Map<string, { p50: number; p99: number }>> {
+  const clients = targets.map((target) => new Client(target.service.url));
+  const samples = targets.map((): number[] => []);
   const body = chatBody(stream, 20);
+  const BLOCK = 10;
+  const WAKE = 2;
   try {
-    for (let i = 0; i < requests; i++) {
-      const started = performance.now();
-      const res = await client.request({
-        method: 'POST',
-        path: '/v1/chat/completions',
-        headers: { 'content-type': 'application/json', ...target.headers },
-        // A prompt of its own, as under load: no cache of whole prompts answers for the tokenizer.
-        body: body.replace(ID_SLOT, nextId()),
-      });
-      let first: number | undefined;
-      for await (const _chunk of res.body) first ??= performance.now();
-      samples.push((first ?? performance.now()) - started);
+    for (let done = 0; done < requests; done += BLOCK - WAKE) {
+      for (let t = 0; t < targets.length; t++) {
+        for (let i = 0; i < BLOCK; i++) {
+          const started = performance.now();
+          const res = await clients[t].request({
+            method: 'POST',
+            path: '/v1/chat/completions',
+            headers: { 'content-type': 'application/json', ...targets[t].headers },
+            // A prompt of its own, as under load: no cache of whole prompts stands in for the
+            // tokenizer.
+            body: body.replace(ID_SLOT, nextId()),
+          });
+          let first: number | undefined;
+          for await (const _chunk of res.body) first ??= performance.now();
+          if (res.statusCode !== 200) {
+            throw new Error(`${targets[t].name} answered ${res.statusCode} to a lone request`);
+          }
+          if (i >= WAKE) samples[t].push((first ?? performance.now()) - started);
+        }
+      }
     }
   } finally {
-    await client.close();
+    await Promise.all(clients.map((client) => client.close()));
   }
-  samples.sort((a, b) => a - b);
-  const at = (p: number) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
-  return { p50: at(0.5), p99: at(0.99) };
+  return new Map(
+    targets.map((target, t) => {
+      const sorted = samples[t].sort((a, b) => a - b);
+      const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+      return [target.name, { p50: at(0.5), p99: at(0.99) }];
+    }),
+  );
 }
 
 function average(results: LoadResult[]): LoadResult {
@@ -419,16 +438,15 @@ async function main(): Promise<void> {
 
     // 3b. Streaming time to first byte.
     const ttfbRequests = SMOKE ? 20 : 300;
-    const firstByte = new Map<string, { p50: number; p99: number }>();
-    for (const name of ['direct (mock)', 'gateway memory', 'gateway redis']) {
-      firstByte.set(name, await ttfb(byName(name), ttfbRequests));
-    }
-    // 3c. The same one request at a time, non-streaming, through every layer: what each adds
-    // to a lone request's latency (the floors do not stream).
-    const lone = new Map<string, { p50: number; p99: number }>();
-    for (const target of targets.filter((t) => t.name !== 'portkey (peer)')) {
-      lone.set(target.name, await ttfb(target, ttfbRequests, false));
-    }
+    const streamedNames = ['direct (mock)', 'gateway memory', 'gateway redis'];
+    const firstBytes = await firstByte(streamedNames.map(byName), ttfbRequests, true);
+    // 3c. One request at a time, non-streaming, through every layer: what each adds to a lone
+    // request's latency (the floors do not stream).
+    const lone = await firstByte(
+      targets.filter((t) => t.name !== 'portkey (peer)'),
+      ttfbRequests,
+      false,
+    );
 
     const busyRss = rssBytes(memory.child.pid);
 
@@ -513,7 +531,7 @@ async function main(): Promise<void> {
     out('target             req/s    p50 ms  p99 ms   TTFB p50  TTFB p99');
     for (const target of targets.filter((t) => !t.throughputOnly)) {
       const r = st.get(target.name) as LoadResult;
-      const f = firstByte.get(target.name);
+      const f = firstBytes.get(target.name);
       out(
         `${target.name.padEnd(17)}${fmt(r.rps).padStart(7)}${fmt(r.p50, 1).padStart(10)}${fmt(r.p99, 1).padStart(8)}` +
           `${f ? fmt(f.p50, 2).padStart(11) : '          -'}${f ? fmt(f.p99, 2).padStart(10) : '         -'}`,
@@ -559,7 +577,7 @@ async function main(): Promise<void> {
         `(settled after ${fmt(idle.afterMs / 1000, 1)} s of waiting), after the run ${fmt(busyRss / 2 ** 20, 1)} MB`,
     );
 
-    const ttfbDirect = firstByte.get('direct (mock)') as { p50: number };
+    const ttfbDirect = firstBytes.get('direct (mock)') as { p50: number };
     const checks: Check[] = [
       check(
         'gateway redis ≥ 50% of bare proxy req/s',
@@ -605,7 +623,7 @@ async function main(): Promise<void> {
       ),
       check(
         'streaming TTFB added p50 (redis), ms',
-        (firstByte.get('gateway redis')?.p50 ?? NaN) - ttfbDirect.p50,
+        (firstBytes.get('gateway redis')?.p50 ?? NaN) - ttfbDirect.p50,
         '≤ 1',
         (v) => v <= 1,
         2,
@@ -644,7 +662,7 @@ async function main(): Promise<void> {
       throughput: Object.fromEntries(tp),
       fixedRate: { rate, results: Object.fromEntries(fx) },
       streaming: Object.fromEntries(st),
-      ttfb: Object.fromEntries(firstByte),
+      ttfb: Object.fromEntries(firstBytes),
       loneRequest: Object.fromEntries(lone),
       scalingByScopes: Object.fromEntries(sc),
       scalingByPromptSize: Object.fromEntries(sz),

@@ -375,7 +375,7 @@ describe('UpstreamLimitsService', () => {
       headers: { ...OPENAI, 'x-ratelimit-remaining-tokens': String(tokens) },
     });
 
-    it('gathers the answers of a busy period into a few rounds, lowering to the latest remaining', async () => {
+    it('gathers the answers of a busy period into a few rounds, lowering to the lowest remaining', async () => {
       const { service, emit, store, level } = setup();
       emit(remaining(50_000));
       await service.idle();

@@ -146,8 +146,19 @@ describe('countEmbeddingInputTokens', () => {
   );
 
   it('bounds huge input', () => {
-    const result = input(['x'.repeat(1 << 20)]);
-    expect(result).toEqual({ tokens: 1 << 20, exact: false });
+    const text = 'x'.repeat(1 << 20);
+    // Given the time, the bound is the text's UTF-8 length: no piece that long is tokenized.
+    const patient = new TokenCounter({ limits: { exactTimeMs: 1e6 } });
+    expect(countEmbeddingInputTokens({ model, input: [text] }, patient)).toEqual({
+      tokens: 1 << 20,
+      exact: false,
+    });
+    // Under the default time limit a busy machine may run out of time while measuring, and
+    // bound the unmeasured part by 3 UTF-8 bytes per UTF-16 unit: never below the length.
+    const hurried = input([text]);
+    expect(hurried.exact).toBe(false);
+    expect(hurried.tokens).toBeGreaterThanOrEqual(1 << 20);
+    expect(hurried.tokens).toBeLessThanOrEqual(3 * (1 << 20));
   });
 });
 

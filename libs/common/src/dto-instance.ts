@@ -56,13 +56,8 @@ function withStructured<T extends object>(
   const nested = nestedTypes(dto);
   for (const [key, value] of fields) {
     const type = nested.get(key);
-    const at = joinPath(path, key);
-    const built =
-      type === undefined
-        ? value
-        : Array.isArray(value)
-          ? value.map((item: unknown, i) => toNestedInstance(type, item, `${at}[${i}]`))
-          : toNestedInstance(type, value, at);
+    // The path is only built for nested DTOs (an error names it): most fields are not.
+    const built = type === undefined ? value : nestedValue(type, value, joinPath(path, key));
     // Defined, not assigned: no key can reach the instance's prototype.
     Object.defineProperty(instance, key, {
       value: built,
@@ -72,6 +67,13 @@ function withStructured<T extends object>(
     });
   }
   return instance;
+}
+
+/** A field validated as a nested DTO (or an array of them), built element by element. */
+function nestedValue(type: Type<object>, value: unknown, at: string): unknown {
+  return Array.isArray(value)
+    ? value.map((item: unknown, i) => toNestedInstance(type, item, `${at}[${i}]`))
+    : toNestedInstance(type, value, at);
 }
 
 function refuseConstructorKey(key: string, path: string): void {

@@ -38,7 +38,8 @@ export const MAX_EMBEDDING_INPUTS = 2048;
  * millions of inputs is refused without reading them; the upstream would refuse it anyway.
  */
 export function isEmbeddingInput(value: unknown): boolean {
-  if (Array.isArray(value) && value.length > MAX_EMBEDDING_INPUTS && !value.every(isTokenId)) {
+  // Only a flat array of token ids may be longer; isTextOrTokens checks that one item by item.
+  if (Array.isArray(value) && value.length > MAX_EMBEDDING_INPUTS && !isTokenId(value[0])) {
     return false;
   }
   return isTextOrTokens(value);

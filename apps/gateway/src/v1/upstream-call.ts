@@ -61,9 +61,10 @@ export async function relayJson(
 
 /**
  * For `stream: true`: the body to send upstream and whether to hide the usage chunk. For chat
- * and legacy completions the upstream is always asked for `stream_options.include_usage`, since its final usage is what
- * the stream is charged to; when the client did not ask for it, it is added here (the only
- * case in which the client's bytes are re-serialised) and removed from the client's stream.
+ * and legacy completions the upstream is always asked for `stream_options.include_usage`,
+ * since its final usage is what the stream is charged to; when the client did not ask for it,
+ * it is added here and removed from the client's stream. A body without `stream_options` gets
+ * the member appended to its bytes; only one with other stream options is re-serialised.
  */
 export function streamingBody(
   parsed: unknown,
@@ -78,9 +79,36 @@ export function streamingBody(
   if (!injectUsage || options.include_usage === true) {
     return { body: raw, model, hideUsageChunk: false };
   }
+  const appended = Object.hasOwn(body, 'stream_options')
+    ? undefined
+    : withMember(raw, USAGE_MEMBER);
+  if (appended) return { body: appended, model, hideUsageChunk: true };
   const withUsage = { ...body, stream_options: { ...options, include_usage: true } };
   return { body: JSON.stringify(withUsage), model, hideUsageChunk: true };
 }
+
+const USAGE_MEMBER = Buffer.from(',"stream_options":{"include_usage":true}');
+
+/**
+ * `raw`, the bytes of a JSON object with at least one member, with `member` (",name:value")
+ * added before its closing brace; undefined when `raw` does not end that way. Parsing the
+ * result gives the object parsed from `raw` plus the member, provided the object has no
+ * member of that name.
+ */
+export function withMember(raw: Buffer | undefined, member: Buffer): Buffer | undefined {
+  if (raw === undefined) return undefined;
+  let end = raw.length - 1;
+  while (end >= 0 && isJsonBlank(raw[end])) end--;
+  if (end < 0 || raw[end] !== 0x7d) return undefined; // '}'
+  let last = end - 1;
+  while (last >= 0 && isJsonBlank(raw[last])) last--;
+  // '{' right before: an empty object, which takes no leading comma.
+  if (last < 0 || raw[last] === 0x7b) return undefined;
+  return Buffer.concat([raw.subarray(0, end), member, raw.subarray(end)]);
+}
+
+const isJsonBlank = (byte: number) =>
+  byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 
 /** How settlement labels a stream that ended without reporting its usage. */
 const STREAM_CUTS: Readonly<Record<StreamEnd, StreamCut | undefined>> = {

@@ -44,6 +44,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ChatEstimateInput, TokenEstimate } from '../../libs/estimator/src/estimator.types';
 import type { EnginePolicy } from '../../libs/estimator/src/bounded-text-counter';
 import { getEncodingCounter } from '../../libs/estimator/src/builtin-counter';
+import { ASCII_UNDECIDED, PIECE_END, asciiPieceEnd } from '../../libs/estimator/src/pre-tokenizer';
 import { getTokenizerEngine } from '../../libs/estimator/src/tokenizer-engines';
 import { WorkBudget } from '../../libs/estimator/src/work-budget';
 import { TokenEstimatorService } from '../../libs/estimator/src/token-estimator.service';
@@ -233,9 +234,25 @@ interface TokenizerRow {
 }
 
 /**
+ * The pieces of `text` (o200k_base) found as the built-in counter finds them, with nothing
+ * looked up, counted or cached: what splitting alone costs, a floor under any tokenizer in
+ * JavaScript that splits text as tiktoken does.
+ */
+function piecesOnly(text: string): number {
+  const pieceEnd = PIECE_END.o200k_base;
+  const len = text.length;
+  let pieces = 0;
+  for (let p = 0; p < len; pieces++) {
+    const end = asciiPieceEnd(text, p, len, len, true);
+    p = end === ASCII_UNDECIDED ? pieceEnd(text, p, len, len) : end;
+  }
+  return pieces;
+}
+
+/**
  * The tokenizers alone, outside the service and its budget, on distinct texts: the built-in
- * counter (its piece caches warm, as in the gateway; its whole-text cache never hit), and
- * each library's own count call.
+ * counter (its piece caches warm, as in the gateway; its whole-text cache never hit), each
+ * library's own count call, and the built-in counter's splitting into pieces alone.
  */
 function tokenizerFigures(): TokenizerRow[] {
   const counter = getEncodingCounter('o200k_base');
@@ -249,6 +266,7 @@ function tokenizerFigures(): TokenizerRow[] {
     },
     tiktoken: (text) => getTokenizerEngine('tiktoken', 'o200k_base').count(text),
     'gpt-tokenizer': (text) => getTokenizerEngine('gpt-tokenizer', 'o200k_base').count(text),
+    'pieces only': piecesOnly,
   };
   const rows: TokenizerRow[] = [];
   for (const [kind, bytes] of THROUGHPUT_CASES) {
@@ -257,7 +275,9 @@ function tokenizerFigures(): TokenizerRow[] {
       const n = Math.max(
         20,
         Math.ceil(
-          ((name === 'builtin' ? 20_000 : 2_500) * BENCH_MS) / 1000 / Math.max(1, bytes / 2048),
+          ((name === 'builtin' || name === 'pieces only' ? 20_000 : 2_500) * BENCH_MS) /
+            1000 /
+            Math.max(1, bytes / 2048),
         ),
       );
       const texts = parsed(Array.from({ length: n }, () => generators[kind](bytes)));
@@ -706,7 +726,7 @@ export async function runEstimatorBench(runner: string): Promise<EstimatorBenchR
   const tokenizers = ONLY.has('tokenizers') ? tokenizerFigures() : [];
   out('1b. The tokenizers alone (o200k_base, distinct texts, no budget), texts/s');
   out();
-  const names = ['builtin', 'tiktoken', 'gpt-tokenizer'];
+  const names = ['builtin', 'tiktoken', 'gpt-tokenizer', 'pieces only'];
   out(`${'text'.padEnd(10)}${pad('bytes', 7)}${names.map((n) => pad(n, 15)).join('')}`);
   for (const row of tokenizers) {
     out(
@@ -779,6 +799,7 @@ export async function runEstimatorBench(runner: string): Promise<EstimatorBenchR
     out();
     out(`${ENGINE_LABEL[engine]}:`);
     out(`${'figure'.padEnd(52)}${pad('measured', 20)}${pad('target', 10)}  result`);
+    const splitting = tokenizers.find((t) => t.kind === 'english' && t.bytes === 2_048);
     for (const row of rows.filter((r) => r.engine === engine && r.kind === 'english')) {
       const target = row.bytes === 2_048;
       const ops = row.distinct.opsPerSec;
@@ -788,6 +809,14 @@ export async function runEstimatorBench(runner: string): Promise<EstimatorBenchR
         target ? `>= ${TARGET_OPS}` : '',
         target ? verdict(ops >= TARGET_OPS) : '',
       );
+      if (target && splitting) {
+        line(
+          '  floor: 2 KB texts split into pieces alone, per s',
+          fmt(splitting.textsPerSec['pieces only'] ?? NaN),
+          '',
+          '',
+        );
+      }
     }
     const own = blocking.filter((b) => b.engine === engine);
     const worstAll = worstOf(own);

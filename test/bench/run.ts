@@ -438,7 +438,8 @@ async function main(): Promise<void> {
 
     // 3b. Streaming time to first byte.
     const ttfbRequests = SMOKE ? 20 : 300;
-    const streamedNames = ['direct (mock)', 'gateway memory', 'gateway redis'];
+    // The bare proxy too: what one hop costs a stream's first byte, the floor under the target.
+    const streamedNames = ['direct (mock)', 'bare proxy', 'gateway memory', 'gateway redis'];
     const firstBytes = await firstByte(streamedNames.map(byName), ttfbRequests, true);
     // 3c. One request at a time, non-streaming, through every layer: what each adds to a lone
     // request's latency (the floors do not stream).
@@ -537,6 +538,13 @@ async function main(): Promise<void> {
           `${f ? fmt(f.p50, 2).padStart(11) : '          -'}${f ? fmt(f.p99, 2).padStart(10) : '         -'}`,
       );
     }
+    const streamDirect = firstBytes.get('direct (mock)')?.p50 ?? NaN;
+    out(
+      `first byte of a stream, p50 added over direct: bare proxy ` +
+        `${fmt((firstBytes.get('bare proxy')?.p50 ?? NaN) - streamDirect, 2)} ms (one hop, the floor); ` +
+        `memory ${fmt((firstBytes.get('gateway memory')?.p50 ?? NaN) - streamDirect, 2)} ms; ` +
+        `redis ${fmt((firstBytes.get('gateway redis')?.p50 ?? NaN) - streamDirect, 2)} ms`,
+    );
     out('\nOne request at a time, non-streaming, first byte (ms)');
     out('target                p50     p99   p50 added over direct');
     const loneDirect = lone.get('direct (mock)') as { p50: number };

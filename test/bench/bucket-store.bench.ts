@@ -26,7 +26,9 @@
  * two round trips when several are in flight; the `calls/op` column gives the script calls
  * Redis ran per operation (from INFO commandstats). One operation of the baseline = one
  * EVALSHA. Target: the Redis store at 64 in flight reaches at least 50% of the baseline's
- * operations per second.
+ * operations per second. `its commands only (floor)` is the same store with its batch script
+ * replaced by one that only reads and writes what the batch touches (COMMANDS_ONLY_SCRIPT):
+ * the most any script could reach with this key layout and this client.
  *
  * `node` and `redis` are the CPU time of this process and of the Redis server per second of
  * the measurement (100% = one core); whichever reaches 100% first is the bottleneck. With a
@@ -78,6 +80,61 @@ const DEFAULTS: Record<BudgetScopeType, BucketPolicy> = {
 };
 
 const TRIVIAL_SCRIPT = "return redis.call('INCR', KEYS[1])";
+
+/**
+ * The floor under the Redis store's own script: what its batches cost Redis when the script
+ * does nothing but their reads and writes. It gets the store's own KEYS and ARGV, reads every
+ * reservation key and every listed bucket and policy key (two MGETs), writes each listed
+ * bucket once (PSETEX), stores each reserve's record and deletes each settle's (as the real
+ * script does when every request changes every bucket, as here), and answers in the real
+ * script's format: every reserve admitted, every settle applied. No refill, decision or
+ * parsing: any script that keeps the key layout and its guarantees does at least this.
+ */
+const COMMANDS_ONLY_SCRIPT = `
+local argv, keys, call = ARGV, KEYS, redis.call
+local width, listed = tonumber(argv[1]), #argv[2]
+local first = 3
+local pos = first + 2 * listed
+if #keys > 0 then call('MGET', unpack(keys)) end
+if listed > 0 then call('MGET', unpack(argv, first, first + 2 * listed - 1)) end
+for j = 1, listed do call('PSETEX', argv[first + j - 1], '600000', '01234567890123456') end
+local out, o, dels = { 0 }, 1, {}
+for i = 1, #keys do
+  local meta = argv[pos]
+  local kind = string.byte(meta, 1)
+  if kind == 114 then
+    call('PSETEX', keys[i], '600000', argv[pos + 2])
+    out[o + 1], out[o + 2], out[o + 3] = 1, 0, false
+    o = o + 3
+    for k = 1, (#meta - 1) / width do out[o + k] = 0 end
+    o = o + (#meta - 1) / width
+    pos = pos + 3
+  else
+    dels[#dels + 1] = keys[i]
+    out[o + 1], out[o + 2] = 1, 0
+    o = o + 2
+    if kind == 83 then pos = pos + 4 else pos = pos + 2 end
+  end
+end
+if #dels > 0 then call('DEL', unpack(dels)) end
+return out
+`;
+
+type ScriptFn = (numKeys: number, keys: string[], args: string[]) => Promise<unknown>;
+
+/**
+ * Swaps a store's batch script for COMMANDS_ONLY_SCRIPT. A bench-only reach into the store's
+ * private table of scripts, so that everything else (batching, arguments, replies) stays the
+ * store's own.
+ */
+function commandsOnly(store: RedisBucketStore): RedisBucketStore {
+  const name = 'tokenguardBenchCommandsOnly';
+  store.client.defineCommand(name, { lua: COMMANDS_ONLY_SCRIPT });
+  const fn = (store.client as unknown as Record<string, ScriptFn>)[name];
+  const scripts = (store as unknown as { scripts: Record<string, ScriptFn> }).scripts;
+  scripts.batch = (numKeys, keys, args) => fn.call(store.client, numKeys, keys, args);
+  return store;
+}
 
 type Op = (n: number) => Promise<unknown>;
 
@@ -260,6 +317,16 @@ async function main(): Promise<void> {
     maxBatchSize: BATCH,
   });
   await waitForRedisReady(redisStore.client);
+  const floorNamespace = uniqueNamespace('bench-floor');
+  const floorStore = commandsOnly(
+    new RedisBucketStore({
+      client: connect(url),
+      namespace: floorNamespace,
+      defaults: DEFAULTS,
+      maxBatchSize: BATCH,
+    }),
+  );
+  await waitForRedisReady(floorStore.client);
   const memoryStore = new MemoryBucketStore({ defaults: DEFAULTS });
   const sha = String(await client.script('LOAD', TRIVIAL_SCRIPT));
   const baselineKey = `tg:{${namespace}}:bench-baseline`;
@@ -288,13 +355,15 @@ async function main(): Promise<void> {
   const verdicts: string[] = [];
   try {
     for (const c of CONCURRENCY) {
-      const [baseline, redis, memory] = await measureAll(client, c, [
+      const [baseline, redis, floor, memory] = await measureAll(client, c, [
         () => client.evalsha(sha, 1, baselineKey),
         storeOp(redisStore, `redis-${c}`),
+        storeOp(floorStore, `floor-${c}`),
         storeOp(memoryStore, `memory-${c}`),
       ]);
       lines.push(row('baseline EVALSHA (trivial)', c, baseline));
       lines.push(row('RedisBucketStore', c, redis, baseline));
+      lines.push(row('  its commands only (floor)', c, floor, baseline));
       lines.push(row('MemoryBucketStore', c, memory, baseline));
       if (c === 64) {
         const ratio = redis.opsPerSec / baseline.opsPerSec;
@@ -303,12 +372,16 @@ async function main(): Promise<void> {
             `${(ratio * 100).toFixed(0)}% -> ${ratio >= 0.5 ? 'met' : 'MISSED'}`,
           `  counting reserve and settle as one call each: ` +
             `${(ratio * 200).toFixed(0)}% of the baseline's calls/s`,
+          `  floor: the same batches with only their reads and writes: ` +
+            `${((floor.opsPerSec / baseline.opsPerSec) * 100).toFixed(0)}% of the baseline's ops/s`,
         );
       }
     }
   } finally {
     await deleteNamespace(client, namespace);
+    await deleteNamespace(client, floorNamespace);
     await redisStore.close();
+    await floorStore.close();
     await memoryStore.close();
     await client.quit();
     await server?.stop();

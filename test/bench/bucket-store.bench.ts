@@ -102,18 +102,19 @@ local out, o, dels = { 0 }, 1, {}
 for i = 1, #keys do
   local meta = argv[pos]
   local kind = string.byte(meta, 1)
-  if kind == 114 then
+  -- Request kinds as in batchScript(): reserves 'r' and 'f', settles 's', 'S' and 'F'.
+  if kind == 114 or kind == 102 then
     call('PSETEX', keys[i], '600000', argv[pos + 2])
     out[o + 1], out[o + 2], out[o + 3] = 1, 0, false
     o = o + 3
     for k = 1, (#meta - 1) / width do out[o + k] = 0 end
     o = o + (#meta - 1) / width
-    pos = pos + 3
+    if kind == 114 then pos = pos + 3 else pos = pos + 4 end
   else
     dels[#dels + 1] = keys[i]
     out[o + 1], out[o + 2] = 1, 0
     o = o + 2
-    if kind == 83 then pos = pos + 4 else pos = pos + 2 end
+    if kind == 115 then pos = pos + 2 elseif kind == 83 then pos = pos + 4 else pos = pos + 5 end
   end
 end
 if #dels > 0 then call('DEL', unpack(dels)) end

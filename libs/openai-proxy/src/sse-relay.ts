@@ -64,7 +64,6 @@ export class SseRelay extends Readable {
   private pending: Buffer = EMPTY;
   /** In stream order: events not parsed yet, and the text of those parsed. */
   private readonly generated: Array<Buffer | string> = [];
-  private unreadEvents = 0;
   private unreadBytes = 0;
   private readonly onEnd: Array<(end: StreamEnd) => void> = [];
 
@@ -159,8 +158,9 @@ export class SseRelay extends Readable {
    */
   private inspect(event: Buffer): boolean {
     if (!mayCarryUsage(event)) {
+      // An empty event holds no text: nothing to keep.
+      if (event.length === 0) return true;
       this.generated.push(event);
-      this.unreadEvents += 1;
       this.unreadBytes += event.length;
       if (this.unreadBytes > UNREAD_LIMIT_BYTES) this.readUnread();
       return true;
@@ -191,7 +191,7 @@ export class SseRelay extends Readable {
 
   /** Replaces every event kept unparsed by the text it generated. */
   private readUnread(): void {
-    if (this.unreadEvents === 0) return;
+    if (this.unreadBytes === 0) return;
     const items = this.generated.splice(0);
     for (const item of items) {
       if (typeof item === 'string') this.generated.push(item);
@@ -200,7 +200,6 @@ export class SseRelay extends Readable {
         if (payload !== undefined) this.collect(payload);
       }
     }
-    this.unreadEvents = 0;
     this.unreadBytes = 0;
   }
 
